@@ -1,0 +1,84 @@
+"""Helpers the benchmarks share: locate ../shared/bench, start pinned servers, run wrk and read its numbers."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_BENCH = Path(os.environ.get("FRAMEWATCH_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
+
+
+def require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        sys.exit(f"{tool} not found: {hint}")
+    return path
+
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    """Pin to one core when taskset exists and the machine has that core."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > core:
+        return ["taskset", "-c", str(core), *argv]
+    return argv
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
+@dataclass
+class WrkResult:
+    rate: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int, core: int = 1) -> WrkResult:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(pinned(core, argv), capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return WrkResult(rate, _ms(*p99.groups()), errors, requests)
+
+
+class Server:
+    """A server process pinned to one core, stopped with SIGTERM."""
+
+    def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.proc = subprocess.Popen(
+            pinned(0, argv), env={**os.environ, **(env or {})}, cwd=cwd,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        wait_port(port)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Ingress throughput: `framewatch ingest` against the naive reference receiver, same load, same machine.
+
+Each server is pinned to core 0 and wrk (post_unique.lua: every request a distinct signed screenshot event) to
+core 1, one after the other; prints both rates, both p99s and the ratios. Needs RabbitMQ and wrk.
+
+    .venv/bin/python bench/ingress.py [--seconds 8] [--connections 64] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aio_pika
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import ROOT, SHARED_BENCH, Server, require, wrk  # noqa: E402
+
+AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+NAMESPACE = "fwbench"
+CONFIG = """
+account = "bench"
+[[templates]]
+name = "bench"
+callback_key = "testkey"
+[[rules]]
+domain = "test.app"
+template = "bench"
+"""
+
+
+async def drop_queues(names: list[str]) -> None:
+    connection = await aio_pika.connect(AMQP)
+    channel = await connection.channel()
+    for name in names:
+        await channel.queue_delete(name)
+    await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the two servers this many times")
+    args = parser.parse_args()
+    require("wrk", "apt-get install wrk")
+    script = SHARED_BENCH / "post_unique.lua"
+    work = Path(tempfile.mkdtemp(prefix="fwbench-"))
+    env = {
+        "FRAMEWATCH_DATABASE_URL": f"sqlite:///{work}/config.db",
+        "FRAMEWATCH_NAMESPACE": NAMESPACE,
+        "FRAMEWATCH_PORT": "8091",
+        "FRAMEWATCH_LOG_LEVEL": "warning",
+        "FRAMEWATCH_AMQP_URL": AMQP,
+        # The shared wrk scripts sign with t one hour ahead; CSS's default validity is 600 s.
+        "FRAMEWATCH_SIGN_VALIDITY": "3600",
+    }
+    (work / "bench.toml").write_text(CONFIG)
+    framewatch = [sys.executable, "-m", "framewatch"]
+    import subprocess
+
+    subprocess.run([*framewatch, "config", "apply", str(work / "bench.toml")], env={**os.environ, **env}, check=True,
+                   capture_output=True)
+    candidates = {
+        "naive": ([sys.executable, str(SHARED_BENCH / "limits_ingress.py"), "naive", "8092"], 8092, "/callback", {}),
+        "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
+    }
+    results: dict[str, list] = {name: [] for name in candidates}
+    for _ in range(args.rounds):
+        for name, (argv, port, path, extra) in candidates.items():
+            server = Server(argv, port, {**extra, "AMQP_URL": AMQP}, cwd=ROOT)
+            time.sleep(1.5)  # let the broker connection and topology come up
+            wrk(f"http://127.0.0.1:{port}{path}", script, 2, args.connections)  # warm-up
+            results[name].append(wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections))
+            server.stop()
+    asyncio.run(drop_queues(["limits.naive", *(f"{NAMESPACE}.{q}" for q in ("fetch", "moderate", "deliver"))]))
+
+    def best(name: str):
+        return max(results[name], key=lambda r: r.rate)
+
+    naive, ours = best("naive"), best("framewatch")
+    print(f"{'server':12s} {'req/s':>9s} {'p99 ms':>8s} {'errors':>7s}")
+    for name, r in (("naive", naive), ("framewatch", ours)):
+        print(f"{name:12s} {r.rate:9.0f} {r.p99_ms:8.2f} {r.errors:7d}")
+    print(f"ratio (framewatch / naive): rate {ours.rate / naive.rate:.2f}x, p99 {ours.p99_ms / naive.p99_ms:.2f}x "
+          f"(target: rate >= 1.2x, p99 <= 1.0x)")
+    if ours.errors or naive.errors:
+        print("WARNING: non-2xx answers or socket errors during the run; the rates are not comparable")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""RabbitMQ: the topology every stage shares, and the confirmed publisher."""

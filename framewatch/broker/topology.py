@@ -1,0 +1,68 @@
+"""Exchanges, queues and bindings, declared idempotently by every process at start.
+
+Events go to one topic exchange with routing key `<provider>.<kind>`; each stage has a durable quorum queue,
+so events queue up safely before any worker exists, and a dead-letter queue beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange
+
+STAGES = ("fetch", "moderate", "deliver")
+
+# What each stage consumes from the events exchange.
+STAGE_BINDINGS: dict[str, tuple[str, ...]] = {
+    "fetch": ("*.screenshot",),
+    "moderate": ("*.image_moderation",),  # the provider's own verdicts join the model's
+    "deliver": ("*.stream_begin", "*.stream_end", "*.recording", "*.other"),
+}
+
+# Poison messages that crash a worker again and again are dead-lettered by the broker after this many deliveries.
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str = "framewatch"
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.namespace}.dead-letters"
+
+    def queue(self, stage: str) -> str:
+        return f"{self.namespace}.{stage}"
+
+    def dead_queue(self, stage: str) -> str:
+        return f"{self.namespace}.{stage}.dead"
+
+    def queue_arguments(self, stage: str) -> dict[str, object]:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": self.dead_letters,
+            "x-dead-letter-routing-key": stage,
+            # At-least-once dead-lettering: the broker keeps a message until the dead-letter queue confirms it.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    async def declare(self, channel: AbstractChannel) -> AbstractExchange:
+        """Declare everything; returns the events exchange."""
+        events = await channel.declare_exchange(self.events, aio_pika.ExchangeType.TOPIC, durable=True)
+        dead = await channel.declare_exchange(self.dead_letters, aio_pika.ExchangeType.DIRECT, durable=True)
+        for stage in STAGES:
+            queue = await channel.declare_queue(self.queue(stage), durable=True, arguments=self.queue_arguments(stage))
+            for key in STAGE_BINDINGS[stage]:
+                await queue.bind(events, routing_key=key)
+            dead_queue = await channel.declare_queue(
+                self.dead_queue(stage), durable=True, arguments={"x-queue-type": "quorum"}
+            )
+            await dead_queue.bind(dead, routing_key=stage)
+        return events

@@ -1,0 +1,237 @@
+"""`framewatch config apply FILE`: make the account's configuration match a TOML file, idempotently."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from framewatch.config import tables as t
+from framewatch.config import validate
+from framewatch.config.errors import ConfigError
+from framewatch.config.store import ConfigStore, rotated_key_values
+
+
+class TemplateSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    description: str = ""
+    callback_key: str
+    stream_begin_notify_url: str | None = None
+    stream_end_notify_url: str | None = None
+    record_notify_url: str | None = None
+    snapshot_notify_url: str | None = None
+    porn_censorship_notify_url: str | None = None
+    push_exception_notify_url: str | None = None
+    allow_unsigned: bool = False
+
+
+class RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    domain: str
+    template: str
+    app_name: str = ""
+
+
+class DetectNotifySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    domain: str
+    notify_url: str
+
+
+class ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account: str = Field("default", min_length=1, max_length=64)
+    templates: list[TemplateSpec] = []
+    rules: list[RuleSpec] = []
+    detect_notify: list[DetectNotifySpec] = []
+
+
+@dataclass
+class Report:
+    changes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(self.changes) if self.changes else "no changes"
+
+
+def load(path: Path) -> ConfigFile:
+    try:
+        return ConfigFile.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("InvalidParameter", f"{path}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError("InvalidParameter", f"{path}: {where}: {first['msg']}") from None
+
+
+async def check(spec: ConfigFile, allow_private_urls: bool) -> ConfigFile:
+    """The same validations the admin API applies, before anything is written."""
+    names = [tpl.name for tpl in spec.templates]
+    if len(set(names)) != len(names):
+        raise ConfigError("InvalidParameter", "template names must be unique")
+    for tpl in spec.templates:
+        validate.callback_key(tpl.callback_key)
+        for name in t.NOTIFY_URL_FIELDS:
+            if url := getattr(tpl, name):
+                await validate.notify_url(url, allow_private_urls)
+    for rule in spec.rules:
+        rule.domain = validate.domain(rule.domain)
+    for notify in spec.detect_notify:
+        notify.domain = validate.domain(notify.domain)
+        await validate.notify_url(notify.notify_url, allow_private_urls)
+    for kind, domains in (
+        ("rules", [r.domain for r in spec.rules]),
+        ("detect_notify", [d.domain for d in spec.detect_notify]),
+    ):
+        if len(set(domains)) != len(domains):
+            raise ConfigError("InvalidParameter", f"{kind}: a domain appears twice (one domain, one template)")
+    return spec
+
+
+async def apply(
+    store: ConfigStore, spec: ConfigFile, *, key_overlap: int, allow_private_urls: bool, prune: bool = False
+) -> Report:
+    """Upsert every template, rule and detect notify config the file names; with `prune`, remove the others."""
+    await check(spec, allow_private_urls)
+    report = Report()
+    async with store.engine.begin() as conn:
+        account_id = await store.ensure_account(conn, spec.account)
+        template_ids = await _templates(conn, account_id, spec, key_overlap, report)
+        await _rules(conn, account_id, spec, template_ids, report, prune)
+        await _detect_notify(conn, account_id, spec, report, prune)
+        if prune:
+            await _prune_templates(conn, account_id, set(template_ids.values()), report)
+        if await store.count_templates(conn, account_id) > validate.MAX_TEMPLATES:
+            raise ConfigError("LimitExceeded", f"at most {validate.MAX_TEMPLATES} templates per account")
+        if report.changes:
+            await store.record_change(conn, account_id, "ConfigApply", {"changes": report.changes})
+    return report
+
+
+async def _templates(
+    conn: AsyncConnection, account_id: int, spec: ConfigFile, key_overlap: int, report: Report
+) -> dict[str, int]:
+    now = int(time.time())
+    rows = {
+        row.name: row for row in await conn.execute(select(t.templates).where(t.templates.c.account_id == account_id))
+    }
+    ids: dict[str, int] = {}
+    for tpl in spec.templates:
+        wanted = tpl.model_dump(exclude={"callback_key"})
+        current = rows.get(tpl.name)
+        if current is None:
+            result = await conn.execute(
+                insert(t.templates).values(
+                    **wanted, account_id=account_id, callback_key=tpl.callback_key, created_at=now, updated_at=now
+                )
+            )
+            ids[tpl.name] = int(result.inserted_primary_key[0])
+            report.changes.append(f"template {tpl.name}: created")
+            continue
+        ids[tpl.name] = current.id
+        values = {k: v for k, v in wanted.items() if getattr(current, k) != v}
+        values.update(rotated_key_values(current, tpl.callback_key, key_overlap))
+        if values:
+            await conn.execute(
+                update(t.templates).where(t.templates.c.id == current.id).values(**values, updated_at=now)
+            )
+            shown = ", ".join(
+                sorted(k for k in values if "key" not in k) + (["key rotated"] if "callback_key" in values else [])
+            )
+            report.changes.append(f"template {tpl.name}: updated ({shown})")
+    return ids
+
+
+async def _rules(
+    conn: AsyncConnection,
+    account_id: int,
+    spec: ConfigFile,
+    template_ids: dict[str, int],
+    report: Report,
+    prune: bool,
+) -> None:
+    names = {
+        row.id: row.name
+        for row in await conn.execute(select(t.templates).where(t.templates.c.account_id == account_id))
+    }
+    by_name = {name: tid for tid, name in names.items()} | template_ids
+    existing = {row.domain: row for row in await conn.execute(select(t.rules))}
+    for rule in spec.rules:
+        template_id = by_name.get(rule.template)
+        if template_id is None:
+            raise ConfigError("InvalidParameter.TemplateNotFound", f"rule {rule.domain}: no template {rule.template!r}")
+        current = existing.get(rule.domain)
+        if current is None:
+            await conn.execute(
+                insert(t.rules).values(
+                    account_id=account_id,
+                    domain=rule.domain,
+                    app_name=rule.app_name,
+                    template_id=template_id,
+                    created_at=int(time.time()),
+                )
+            )
+            report.changes.append(f"rule {rule.domain}: bound to {rule.template}")
+        elif current.account_id != account_id:
+            raise ConfigError("InvalidParameter.DomainAlreadyBound", f"{rule.domain} is bound by another account")
+        elif (current.template_id, current.app_name) != (template_id, rule.app_name):
+            await conn.execute(
+                update(t.rules)
+                .where(t.rules.c.id == current.id)
+                .values(template_id=template_id, app_name=rule.app_name)
+            )
+            report.changes.append(f"rule {rule.domain}: bound to {rule.template}")
+    if prune:
+        keep = {rule.domain for rule in spec.rules}
+        for domain, row in existing.items():
+            if row.account_id == account_id and domain not in keep:
+                await conn.execute(delete(t.rules).where(t.rules.c.id == row.id))
+                report.changes.append(f"rule {domain}: removed")
+
+
+async def _detect_notify(conn: AsyncConnection, account_id: int, spec: ConfigFile, report: Report, prune: bool) -> None:
+    now = int(time.time())
+    existing = {row.domain: row for row in await conn.execute(select(t.detect_notify))}
+    for item in spec.detect_notify:
+        current = existing.get(item.domain)
+        if current is None:
+            await conn.execute(
+                insert(t.detect_notify).values(
+                    account_id=account_id,
+                    domain=item.domain,
+                    notify_url=item.notify_url,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            report.changes.append(f"detect_notify {item.domain}: added")
+        elif current.account_id != account_id:
+            raise ConfigError("ConfigAlreadyExists", f"{item.domain}: configured by another account")
+        elif current.notify_url != item.notify_url:
+            await conn.execute(
+                update(t.detect_notify)
+                .where(t.detect_notify.c.id == current.id)
+                .values(notify_url=item.notify_url, updated_at=now)
+            )
+            report.changes.append(f"detect_notify {item.domain}: updated")
+    if prune:
+        keep = {item.domain for item in spec.detect_notify}
+        for domain, row in existing.items():
+            if row.account_id == account_id and domain not in keep:
+                await conn.execute(delete(t.detect_notify).where(t.detect_notify.c.id == row.id))
+                report.changes.append(f"detect_notify {domain}: removed")
+
+
+async def _prune_templates(conn: AsyncConnection, account_id: int, keep: set[int], report: Report) -> None:
+    rows = await conn.execute(select(t.templates).where(t.templates.c.account_id == account_id))
+    for row in rows:
+        if row.id not in keep:
+            await conn.execute(delete(t.templates).where(t.templates.c.id == row.id))
+            report.changes.append(f"template {row.name}: removed")

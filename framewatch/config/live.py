@@ -1,0 +1,57 @@
+"""The configuration a running process serves: a snapshot in memory, reloaded when the revision moves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from framewatch.config.snapshot import Snapshot
+from framewatch.config.store import ConfigStore
+from framewatch.runtime import metrics
+
+log = structlog.get_logger("framewatch.config")
+
+
+class LiveConfig:
+    """Hot paths read `.snapshot` (a dict lookup, never I/O). `poke()` reloads now; a poll is the backstop."""
+
+    def __init__(self, store: ConfigStore, poll_interval: float) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self.snapshot = Snapshot(revision=0)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.reload()
+        self._task = asyncio.create_task(self._watch(), name="config-watch")
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def reload(self) -> None:
+        snapshot = await self.store.snapshot()
+        if snapshot.revision != self.snapshot.revision:
+            log.info("config_loaded", revision=snapshot.revision, domains=len(snapshot.bindings))
+        self.snapshot = snapshot
+        metrics.CONFIG_REVISION.set(snapshot.revision)
+
+    async def _watch(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            try:
+                if await self.store.revision() != self.snapshot.revision:
+                    await self.reload()
+            except Exception as exc:  # keep serving the last good snapshot; the database may come back
+                metrics.CONFIG_RELOAD_FAILURES.inc()
+                log.warning("config_reload_failed", error=str(exc))
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

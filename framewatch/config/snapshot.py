@@ -1,0 +1,44 @@
+"""An immutable, in-memory view of the whole configuration: what the hot paths read, never the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    secret: str
+    expires_at: float | None = None  # None: the template's current key
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: int
+    account_id: int
+    name: str
+    keys: tuple[SigningKey, ...]  # current key first, then a previous one still in its overlap
+    allow_unsigned: bool
+    notify_urls: dict[str, str]  # e.g. {"snapshot_notify_url": "https://..."}
+
+    @property
+    def key(self) -> str:
+        return self.keys[0].secret
+
+    def valid_keys(self, now: float) -> list[str]:
+        return [k.secret for k in self.keys if k.expires_at is None or k.expires_at > now]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A callback rule: this push domain (and app name, when set) is served by this template."""
+
+    domain: str
+    app_name: str
+    template: Template
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    revision: int
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    detect_notify: dict[str, str] = field(default_factory=dict)  # domain -> notify URL

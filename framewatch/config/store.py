@@ -1,0 +1,132 @@
+"""The config store: SQLite by default, PostgreSQL by URL. Every change bumps the revision so replicas reload."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from framewatch.config import tables as t
+from framewatch.config.snapshot import Binding, SigningKey, Snapshot, Template
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x6677_6D67  # pg_advisory_lock id: replicas starting together migrate one at a time
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers in other processes never block the writer; FKs are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+class ConfigStore:
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision; safe to run from many replicas at once."""
+        from alembic import command
+        from alembic.config import Config
+
+        def upgrade(connection: Any) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+        async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            await conn.run_sync(upgrade)
+
+    async def revision(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(select(t.revision.c.revision).where(t.revision.c.id == 1)) or 0)
+
+    @asynccontextmanager
+    async def change(
+        self, account_id: int | None, action: str, params: dict[str, Any]
+    ) -> AsyncIterator[AsyncConnection]:
+        """One transaction whose changes are audited and announced (see record_change)."""
+        async with self.engine.begin() as conn:
+            yield conn
+            await self.record_change(conn, account_id, action, params)
+
+    async def record_change(
+        self, conn: AsyncConnection, account_id: int | None, action: str, params: dict[str, Any]
+    ) -> None:
+        """Audit line plus revision bump, inside the caller's transaction. Never pass secrets in params."""
+        await conn.execute(
+            insert(t.audit_log).values(
+                account_id=account_id,
+                action=action,
+                params=orjson.dumps(params).decode(),
+                at=int(time.time()),
+            )
+        )
+        await conn.execute(update(t.revision).where(t.revision.c.id == 1).values(revision=t.revision.c.revision + 1))
+
+    async def snapshot(self) -> Snapshot:
+        async with self.engine.connect() as conn:
+            revision = int(await conn.scalar(select(t.revision.c.revision)) or 0)
+            templates = {row.id: _template(row) for row in await conn.execute(select(t.templates))}
+            bindings = {
+                row.domain: Binding(row.domain, row.app_name, templates[row.template_id])
+                for row in await conn.execute(select(t.rules))
+            }
+            notify = {row.domain: row.notify_url for row in await conn.execute(select(t.detect_notify))}
+        return Snapshot(revision, bindings, notify)
+
+    async def ensure_account(self, conn: AsyncConnection, name: str) -> int:
+        found = await conn.scalar(select(t.accounts.c.id).where(t.accounts.c.name == name))
+        if found is not None:
+            return int(found)
+        result = await conn.execute(insert(t.accounts).values(name=name, created_at=int(time.time())))
+        return int(result.inserted_primary_key[0])
+
+    async def count_templates(self, conn: AsyncConnection, account_id: int) -> int:
+        query = select(func.count()).select_from(t.templates).where(t.templates.c.account_id == account_id)
+        return int(await conn.scalar(query) or 0)
+
+
+def _template(row: Any) -> Template:
+    keys = [SigningKey(row.callback_key)]
+    if row.previous_callback_key and row.previous_key_expires_at:
+        keys.append(SigningKey(row.previous_callback_key, float(row.previous_key_expires_at)))
+    urls = {field: getattr(row, field) for field in t.NOTIFY_URL_FIELDS if getattr(row, field)}
+    return Template(row.id, row.account_id, row.name, tuple(keys), bool(row.allow_unsigned), urls)
+
+
+def rotated_key_values(current: Any, new_key: str, overlap: int) -> dict[str, Any]:
+    """Column values for a key change: the old key stays valid for `overlap` seconds."""
+    if current.callback_key == new_key:
+        return {}
+    return {
+        "callback_key": new_key,
+        "previous_callback_key": current.callback_key,
+        "previous_key_expires_at": int(time.time()) + overlap,
+    }

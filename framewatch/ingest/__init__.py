@@ -1,0 +1,1 @@
+"""The ingress: authenticates provider callbacks and queues them durably before answering."""

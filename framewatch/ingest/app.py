@@ -1,0 +1,48 @@
+"""The ingress application: callbacks, health and metrics over one config store, dedupe window and publisher."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from framewatch.broker.publisher import Publisher
+from framewatch.broker.topology import Topology
+from framewatch.config.live import LiveConfig
+from framewatch.config.store import ConfigStore
+from framewatch.dedupe import factory as dedupe_factory
+from framewatch.ingest.callbacks import CallbackHandler
+from framewatch.runtime import health
+from framewatch.runtime.settings import Settings
+
+PUBLISHER = web.AppKey("publisher", Publisher)
+LIVE_CONFIG = web.AppKey("live_config", LiveConfig)
+STORE = web.AppKey("store", ConfigStore)
+
+
+def create_app(settings: Settings) -> web.Application:
+    # aiohttp refuses larger bodies itself; the handler turns that into the contract's 413 JSON.
+    app = web.Application(client_max_size=settings.body_max_bytes)
+    store = ConfigStore(settings.database_url.get_secret_value())
+    config = LiveConfig(store, settings.config_reload_interval)
+    dedupe = dedupe_factory.create(settings)
+    publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
+    app[STORE], app[LIVE_CONFIG], app[PUBLISHER] = store, config, publisher
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await store.migrate()
+        await config.start()
+        publisher.start()
+        yield
+        # Runs after aiohttp stopped accepting and waited for in-flight callbacks: their publishes are done.
+        await publisher.close()
+        await dedupe.close()
+        await config.close()
+        await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    handler = CallbackHandler(settings, config, dedupe, publisher)
+    app.router.add_post("/callbacks/tencent", handler)
+    app.router.add_post("/callbacks/tencent/{domain}", handler)
+    health.add_routes(app, {"broker": lambda: publisher.ready})
+    return app

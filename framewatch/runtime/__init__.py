@@ -1,0 +1,1 @@
+"""Runtime shared by every service: settings, logging, metrics, the broker connection."""

@@ -1,0 +1,46 @@
+"""/healthz (the process is alive), /readyz (it can do its job), /metrics (Prometheus) on every process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+# Named checks: each returns True when healthy. /readyz answers 503 and names the failing ones otherwise.
+ReadinessChecks = dict[str, Callable[[], bool]]
+DRAINING = web.AppKey("draining", bool)
+READINESS = web.AppKey("readiness", dict)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: ReadinessChecks = request.app[READINESS]
+    failing = [name for name, check in checks.items() if not check()]
+    if request.app.get(DRAINING):
+        failing.append("draining")
+    body = {"status": "ready" if not failing else "not ready", "failing": failing}
+    return web.Response(status=200 if not failing else 503, body=orjson.dumps(body), content_type="application/json")
+
+
+async def metrics(_: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response
+
+
+def add_routes(app: web.Application, checks: ReadinessChecks) -> None:
+    app[READINESS] = checks
+    app[DRAINING] = False
+
+    async def start_draining(app: web.Application) -> None:
+        app[DRAINING] = True
+
+    app.on_shutdown.append(start_draining)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,22 @@
+"""Prometheus metrics of every framewatch process, served at /metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CALLBACKS = Counter(
+    "framewatch_callbacks_total",
+    "Provider callbacks by outcome (accepted, duplicate, refused) and refusal reason.",
+    ["provider", "outcome", "reason"],
+)
+PUBLISH_SECONDS = Histogram(
+    "framewatch_publish_seconds",
+    "Time from publish to broker confirm.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+PUBLISH_IN_FLIGHT = Gauge("framewatch_publish_in_flight", "Messages published and not yet confirmed.")
+PUBLISH_FAILURES = Counter("framewatch_publish_failures_total", "Publishes not confirmed, by cause.", ["cause"])
+DEDUPE_ERRORS = Counter(
+    "framewatch_dedupe_errors_total", "Dedupe store errors (the event is published anyway: never lost)."
+)
+CONFIG_REVISION = Gauge("framewatch_config_revision", "Config revision this process serves.")
+CONFIG_RELOAD_FAILURES = Counter("framewatch_config_reload_failures_total", "Failed config reloads.")
+BROKER_CONNECTED = Gauge("framewatch_broker_connected", "1 while the broker connection is open.")

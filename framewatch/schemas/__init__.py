@@ -1,0 +1,1 @@
+"""The contract between stages: provider events and pipeline messages. Imports nothing else of framewatch."""
