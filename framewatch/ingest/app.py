@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     handler = CallbackHandler(settings, config, dedupe, publisher)
-    app.router.add_post("/callbacks/tencent", handler)
-    app.router.add_post("/callbacks/tencent/{domain}", handler)
+    app.router.add_post("/callbacks/tencent", handler.handle)
+    app.router.add_post("/callbacks/tencent/{domain}", handler.handle)
     health.add_routes(app, {"broker": lambda: publisher.ready})
     return app

@@ -32,7 +32,7 @@ class CallbackHandler:
         self._accepted = metrics.CALLBACKS.labels(PROVIDER, "accepted", "")
         self._duplicate = metrics.CALLBACKS.labels(PROVIDER, "duplicate", "")
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         try:
             return await self._handle(request)
         except Refused as refused:

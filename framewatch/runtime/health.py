@@ -10,7 +10,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 # Named checks: each returns True when healthy. /readyz answers 503 and names the failing ones otherwise.
 ReadinessChecks = dict[str, Callable[[], bool]]
-DRAINING = web.AppKey("draining", bool)
+
+
+class Lifecycle:
+    """Mutable process state the probes read; set before the app starts, changed in place afterwards."""
+
+    draining: bool = False
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 READINESS = web.AppKey("readiness", dict)
 
 
@@ -21,7 +29,7 @@ async def healthz(_: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks: ReadinessChecks = request.app[READINESS]
     failing = [name for name, check in checks.items() if not check()]
-    if request.app.get(DRAINING):
+    if request.app[LIFECYCLE].draining:
         failing.append("draining")
     body = {"status": "ready" if not failing else "not ready", "failing": failing}
     return web.Response(status=200 if not failing else 503, body=orjson.dumps(body), content_type="application/json")
@@ -35,10 +43,10 @@ async def metrics(_: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, checks: ReadinessChecks) -> None:
     app[READINESS] = checks
-    app[DRAINING] = False
+    app[LIFECYCLE] = Lifecycle()
 
     async def start_draining(app: web.Application) -> None:
-        app[DRAINING] = True
+        app[LIFECYCLE].draining = True
 
     app.on_shutdown.append(start_draining)
     app.router.add_get("/healthz", healthz)

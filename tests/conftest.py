@@ -1,0 +1,149 @@
+"""Fixtures over the real services: RabbitMQ, Redis and PostgreSQL must be running; a test fails if one is not."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from framewatch.broker.topology import STAGES, Topology
+from framewatch.config import apply as config_apply
+from framewatch.config.store import ConfigStore
+from framewatch.ingest.app import create_app
+from framewatch.runtime.settings import Settings
+from tests.helpers import AMQP_URL, KEY, POSTGRES_URL, REDIS_URL, Broker, free_port, ready, wait_until
+
+DOMAINS = ("test.app", "test.domain.com", "5000.myqcloud.com")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services_are_up() -> None:
+    """Fail loudly, never skip, when a service the suite needs is down."""
+
+    async def check() -> None:
+        connection = await aio_pika.connect(AMQP_URL, timeout=5)
+        await connection.close()
+        client = aioredis.Redis.from_url(REDIS_URL)
+        await client.ping()
+        await client.aclose()
+        pg = await asyncpg.connect(POSTGRES_URL.replace("postgresql://", "postgres://"), timeout=5)
+        await pg.close()
+
+    try:
+        asyncio.run(check())
+    except Exception as exc:  # noqa: BLE001 - any failure means the suite cannot run
+        pytest.fail(f"a required service is down (RabbitMQ, Redis, PostgreSQL): {exc!r}", pytrace=False)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"fwtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def amqp(namespace: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]:
+    connection = await aio_pika.connect(AMQP_URL)
+    yield connection
+    topology = Topology(namespace)
+    async with connection.channel() as channel:
+        for stage in STAGES:
+            await channel.queue_delete(topology.queue(stage))
+            await channel.queue_delete(topology.dead_queue(stage))
+        await channel.exchange_delete(topology.events)
+        await channel.exchange_delete(topology.dead_letters)
+    await connection.close()
+
+
+@pytest.fixture
+async def broker(amqp: aio_pika.abc.AbstractConnection, namespace: str) -> Broker:
+    return Broker(amqp, namespace)
+
+
+@pytest.fixture
+def env(tmp_path: Path, namespace: str) -> dict[str, str]:
+    """Settings for a framewatch process of this test, as environment variables."""
+    return {
+        "FRAMEWATCH_AMQP_URL": AMQP_URL,
+        "FRAMEWATCH_NAMESPACE": namespace,
+        "FRAMEWATCH_DATABASE_URL": f"sqlite:///{tmp_path}/config.db",
+        "FRAMEWATCH_LOG_LEVEL": "warning",
+        "FRAMEWATCH_DELIVER_ALLOW_PRIVATE": "true",
+        "FRAMEWATCH_PUBLISH_TIMEOUT": "2",
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings(_env_file=None)
+
+
+async def apply_config(settings: Settings, toml: str, **kwargs: object) -> str:
+    store = ConfigStore(settings.database_url.get_secret_value())
+    path = Path(settings.database_url.get_secret_value().split("///", 1)[1]).with_name("config.toml")
+    path.write_text(toml)
+    try:
+        await store.migrate()
+        report = await config_apply.apply(
+            store,
+            config_apply.load(path),
+            key_overlap=kwargs.get("key_overlap", settings.key_rotation_overlap),  # type: ignore[arg-type]
+            allow_private_urls=True,
+        )
+        return str(report)
+    finally:
+        await store.close()
+
+
+def standard_config(key: str = KEY, allow_unsigned: bool = False, app_name: str = "") -> str:
+    rules = "".join(
+        f'[[rules]]\ndomain = "{d}"\ntemplate = "main"\napp_name = "{app_name}"\n' for d in DOMAINS
+    )
+    return (
+        f'account = "default"\n[[templates]]\nname = "main"\ncallback_key = "{key}"\n'
+        f"allow_unsigned = {str(allow_unsigned).lower()}\n{rules}"
+    )
+
+
+@pytest.fixture
+async def configured(settings: Settings) -> Settings:
+    await apply_config(settings, standard_config())
+    return settings
+
+
+class RunningIngress:
+    def __init__(self, url: str, app: web.Application) -> None:
+        self.url = url
+        self.app = app
+        self.callbacks = f"{url}/callbacks/tencent"
+
+
+@asynccontextmanager
+async def serve_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
+    """The ingress application served on a loopback port of its own, ready (broker connected)."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until(lambda: ready(url), timeout=15)
+        yield RunningIngress(url, app)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def ingress(configured: Settings, amqp: aio_pika.abc.AbstractConnection) -> AsyncIterator[RunningIngress]:
+    async with serve_ingress(configured) as running:
+        yield running

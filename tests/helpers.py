@@ -1,0 +1,132 @@
+"""Test helpers: signing provider bodies, running the ingress for real, reading what reached the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+
+SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples" / "tencent"
+SAMPLES = Path(os.environ.get("FRAMEWATCH_SAMPLES", SAMPLES))
+AMQP_URL = os.environ.get("FRAMEWATCH_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("FRAMEWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("FRAMEWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+KEY = "testKey123"
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / f"{name}.json").read_text())
+
+
+def signed(body: dict[str, Any], key: str = KEY, t: int | None = None) -> dict[str, Any]:
+    """The body re-signed as CSS would: t = now + 600, sign = md5(key + t)."""
+    t = int(time.time()) + 600 if t is None else t
+    return {**body, "t": t, "sign": hashlib.md5(f"{key}{t}".encode()).hexdigest()}
+
+
+def screenshot(n: int, domain: str = "test.app", **extra: Any) -> dict[str, Any]:
+    """A distinct screenshot event number n."""
+    return {
+        **sample("screenshot"),
+        "app": domain,
+        "pic_url": f"/s/{n}.jpg",
+        "pic_full_url": f"http://img.myqcloud.com/s/{n}.jpg",
+        "create_time": 1_700_000_000 + n,
+        **extra,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    headers = kwargs.pop("headers", {"Content-Type": "application/json"})
+    async with session.post(url, data=data, headers=headers, **kwargs) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def ready(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/readyz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+class Broker:
+    """Reads the queues of one test's namespace."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractConnection, namespace: str) -> None:
+        self.connection = connection
+        self.namespace = namespace
+
+    async def count(self, stage: str) -> int:
+        async with self.connection.channel() as channel:
+            queue = await channel.declare_queue(f"{self.namespace}.{stage}", passive=True)
+            return int(queue.declaration_result.message_count or 0)
+
+    async def take(self, stage: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        """Every message now in the stage's queue, removed."""
+        messages = []
+        async with self.connection.channel() as channel:
+            queue = await channel.declare_queue(f"{self.namespace}.{stage}", passive=True)
+            while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                messages.append(message)
+        return messages
+
+
+class IngressProcess:
+    """`framewatch ingest` as a separate process, as operators run it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "framewatch", "ingest"],
+            env={**os.environ, **env, "FRAMEWATCH_PORT": str(self.port)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_ready(self, timeout: float = 20.0) -> None:
+        await wait_until(lambda: ready(self.url), timeout=timeout, interval=0.1)
+
+    def terminate(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def output(self) -> str:
+        return self.proc.stdout.read().decode() if self.proc.stdout else ""

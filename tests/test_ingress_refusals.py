@@ -1,0 +1,73 @@
+"""Every refusal: its status, its error name, a JSON body, and nothing published."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import pytest
+
+from tests.helpers import post, sample, screenshot, signed
+
+NOW = int(time.time())
+
+CASES = [
+    # id, body (or raw bytes), path suffix, headers, status, error
+    ("not json", b"{not json", "", None, 400, "InvalidJson"),
+    ("array", b"[1, 2]", "", None, 400, "InvalidEvent"),
+    ("no event_type", {"app": "test.app"}, "", None, 400, "InvalidEvent"),
+    ("missing field", {k: v for k, v in signed(screenshot(1)).items() if k != "pic_full_url"}, "", None, 400,
+     "InvalidEvent"),
+    ("mistyped field", signed(screenshot(1, create_time="yesterday")), "", None, 400, "InvalidEvent"),
+    ("no domain anywhere", signed(sample("screenshot_legacy")), "", None, 400, "MissingDomain"),
+    ("path disagrees with body", signed(screenshot(1)), "/other.app", None, 400, "DomainMismatch"),
+    ("no sign", {k: v for k, v in signed(screenshot(1)).items() if k not in ("t", "sign")}, "", None, 401,
+     "MissingSignature"),
+    ("wrong key", signed(screenshot(1), key="notTheKey"), "", None, 401, "InvalidSignature"),
+    ("sign without t", {k: v for k, v in signed(screenshot(1)).items() if k != "t"}, "", None, 401,
+     "MissingSignature"),
+    ("t passed", signed(screenshot(1), t=NOW - 5), "", None, 403, "SignatureExpired"),
+    ("t too far ahead", signed(screenshot(1), t=NOW + 3600), "", None, 403, "TimestampTooFarAhead"),
+    ("unbound domain", signed(screenshot(1, app="nobody.example.com")), "", None, 403, "DomainNotBound"),
+    ("too large", signed(screenshot(1, padding="x" * 70_000)), "", None, 413, "BodyTooLarge"),
+    ("form body", b"event_type=200", "", {"Content-Type": "application/x-www-form-urlencoded"}, 415,
+     "UnsupportedMediaType"),
+    ("no content type", b"{}", "", {}, 415, "UnsupportedMediaType"),
+]
+
+
+@pytest.mark.parametrize(("body", "suffix", "headers", "status", "error"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+async def test_refusal(ingress, broker, body, suffix, headers, status, error) -> None:
+    kwargs = {} if headers is None else {"headers": headers}
+    async with aiohttp.ClientSession() as session:
+        got_status, answer = await post(session, ingress.callbacks + suffix, body, **kwargs)
+        async with session.get(f"{ingress.url}/metrics") as response:
+            metrics = await response.text()
+    assert got_status == status
+    assert answer["error"] == error
+    assert isinstance(answer["code"], int) and answer["code"] != 0
+    assert answer["message"]
+    assert f'reason="{error}"' in metrics
+    for stage in ("fetch", "moderate", "deliver"):
+        assert await broker.count(stage) == 0
+
+
+async def test_sign_is_compared_case_insensitively(ingress, broker) -> None:
+    body = signed(screenshot(1))
+    body["sign"] = body["sign"].upper()
+    async with aiohttp.ClientSession() as session:
+        assert (await post(session, ingress.callbacks, body))[0] == 200
+
+
+async def test_chunked_body_over_the_cap_is_refused(ingress, broker) -> None:
+    async def chunks():
+        yield b'{"event_type": 200, "padding": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(ingress.callbacks, data=chunks(), headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 413
+            assert (await r.json())["error"] == "BodyTooLarge"
