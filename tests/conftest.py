@@ -49,22 +49,22 @@ def namespace() -> str:
 
 
 @pytest.fixture
-async def amqp(namespace: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]:
-    connection = await aio_pika.connect(AMQP_URL)
-    yield connection
+async def amqp(namespace: str) -> AsyncIterator[None]:
+    """Removes the test's exchanges and queues afterwards (on a fresh connection: a test may restart the broker)."""
+    yield
     topology = Topology(namespace)
-    async with connection.channel() as channel:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection, connection.channel() as channel:
         for stage in STAGES:
             await channel.queue_delete(topology.queue(stage))
             await channel.queue_delete(topology.dead_queue(stage))
         await channel.exchange_delete(topology.events)
         await channel.exchange_delete(topology.dead_letters)
-    await connection.close()
 
 
 @pytest.fixture
-async def broker(amqp: aio_pika.abc.AbstractConnection, namespace: str) -> Broker:
-    return Broker(amqp, namespace)
+async def broker(amqp: None, namespace: str) -> Broker:
+    return Broker(namespace)
 
 
 @pytest.fixture
@@ -144,6 +144,6 @@ async def serve_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
 
 
 @pytest.fixture
-async def ingress(configured: Settings, amqp: aio_pika.abc.AbstractConnection) -> AsyncIterator[RunningIngress]:
+async def ingress(configured: Settings, amqp: None) -> AsyncIterator[RunningIngress]:
     async with serve_ingress(configured) as running:
         yield running

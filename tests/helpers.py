@@ -60,6 +60,15 @@ async def post(session: aiohttp.ClientSession, url: str, body: Any, **kwargs: An
         return response.status, await response.json(content_type=None)
 
 
+async def metric(session: aiohttp.ClientSession, base_url: str, sample_line_prefix: str) -> float:
+    """The value of one sample on /metrics (0 when absent). In-process tests share one registry: compare deltas."""
+    async with session.get(f"{base_url}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith(sample_line_prefix + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -82,21 +91,22 @@ async def ready(url: str) -> bool:
 
 
 class Broker:
-    """Reads the queues of one test's namespace."""
+    """Reads the queues of one test's namespace, each time on a fresh connection (tests restart the broker)."""
 
-    def __init__(self, connection: aio_pika.abc.AbstractConnection, namespace: str) -> None:
-        self.connection = connection
+    def __init__(self, namespace: str) -> None:
         self.namespace = namespace
 
     async def count(self, stage: str) -> int:
-        async with self.connection.channel() as channel:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection, connection.channel() as channel:
             queue = await channel.declare_queue(f"{self.namespace}.{stage}", passive=True)
             return int(queue.declaration_result.message_count or 0)
 
     async def take(self, stage: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
         """Every message now in the stage's queue, removed."""
         messages = []
-        async with self.connection.channel() as channel:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection, connection.channel() as channel:
             queue = await channel.declare_queue(f"{self.namespace}.{stage}", passive=True)
             while (message := await queue.get(no_ack=True, fail=False)) is not None:
                 messages.append(message)

@@ -1,0 +1,112 @@
+"""Failure paths with real processes: broker down and back, replicas sharing Redis, SIGTERM drain, Redis down."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.conftest import apply_config, serve_ingress, standard_config
+from tests.helpers import REDIS_URL, IngressProcess, metric, post, screenshot, signed, wait_until
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+async def test_broker_down_answers_503_and_recovers_without_restart(configured, broker) -> None:
+    async with serve_ingress(configured) as ingress, aiohttp.ClientSession() as session:
+        assert (await post(session, ingress.callbacks, signed(screenshot(1))))[0] == 200
+        rabbitmqctl("stop_app")
+        try:
+            status, answer = await post(session, ingress.callbacks, signed(screenshot(2)))
+            assert (status, answer["error"]) == (503, "BrokerUnavailable")
+            async with session.get(f"{ingress.url}/readyz") as response:
+                assert response.status == 503
+                assert "broker" in (await response.json())["failing"]
+        finally:
+            rabbitmqctl("start_app")
+            rabbitmqctl("await_startup")
+
+        # The same event again (the provider's retry) is accepted once the broker is back: its claim was released.
+        async def accepted() -> bool:
+            return (await post(session, ingress.callbacks, signed(screenshot(2))))[0] == 200
+
+        await wait_until(accepted, timeout=60, interval=0.5)
+    messages = await broker.take("fetch")
+    assert sorted(orjson.loads(m.body)["event"]["pic_url"] for m in messages) == ["/s/1.jpg", "/s/2.jpg"]
+
+
+async def test_duplicates_collapse_across_two_replicas_sharing_redis(configured, env, broker) -> None:
+    shared = {**env, "FRAMEWATCH_REDIS_URL": REDIS_URL}
+    replicas = [IngressProcess(shared), IngressProcess(shared)]
+    try:
+        await asyncio.gather(*(replica.wait_ready() for replica in replicas))
+        async with aiohttp.ClientSession() as session:
+            for n in range(20):
+                event = screenshot(n)
+                first = await post(session, f"{replicas[0].url}/callbacks/tencent", signed(event))
+                retry = await post(session, f"{replicas[1].url}/callbacks/tencent", signed(event))
+                assert first[0] == retry[0] == 200
+            async with session.get(f"{replicas[1].url}/metrics") as response:
+                assert 'outcome="duplicate"' in await response.text()
+    finally:
+        for replica in replicas:
+            replica.terminate()
+    assert await broker.count("fetch") == 20
+
+
+async def test_sigterm_drains_in_flight_callbacks_and_loses_none(configured, env, broker) -> None:
+    replica = IngressProcess(env)
+    await replica.wait_ready()
+    accepted = 0
+
+    async def send(session: aiohttp.ClientSession, n: int) -> None:
+        nonlocal accepted
+        try:
+            status, _ = await post(session, f"{replica.url}/callbacks/tencent", signed(screenshot(n)))
+        except aiohttp.ClientError:
+            return  # refused at the door after the listener closed: the provider retries it
+        accepted += status == 200
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+        tasks = [asyncio.create_task(send(session, n)) for n in range(2000)]
+        await wait_until(lambda: accepted >= 100, timeout=20, interval=0.005)
+        assert replica.terminate() == 0
+        await asyncio.gather(*tasks)
+    assert 100 <= accepted
+    # Every callback answered 200 is in the queue: none was answered before its confirm.
+    assert await broker.count("fetch") == accepted
+
+
+async def test_redis_down_still_accepts_and_publishes(settings, amqp, broker) -> None:
+    await apply_config(settings, standard_config())
+    settings.redis_url = type(settings.amqp_url)("redis://127.0.0.1:1/0")  # nothing listens there
+    async with serve_ingress(settings) as ingress, aiohttp.ClientSession() as session:
+        errors_before = await metric(session, ingress.url, "framewatch_dedupe_errors_total")
+        event = screenshot(1)
+        assert (await post(session, ingress.callbacks, signed(event)))[0] == 200
+        assert (await post(session, ingress.callbacks, signed(event)))[0] == 200
+        assert await metric(session, ingress.url, "framewatch_dedupe_errors_total") > errors_before
+    # Without the window both copies are queued: a duplicate downstream is harmless, a loss is not.
+    assert await broker.count("fetch") == 2
+
+
+async def test_health_endpoints(ingress) -> None:
+    accepted = 'framewatch_callbacks_total{outcome="accepted",provider="tencent",reason=""}'
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{ingress.url}/healthz") as response:
+            assert response.status == 200
+        async with session.get(f"{ingress.url}/readyz") as response:
+            assert (response.status, await response.json()) == (200, {"status": "ready", "failing": []})
+        before = await metric(session, ingress.url, accepted)
+        confirms_before = await metric(session, ingress.url, "framewatch_publish_seconds_count")
+        await post(session, ingress.callbacks, signed(screenshot(1)))
+        assert await metric(session, ingress.url, accepted) == before + 1
+        assert await metric(session, ingress.url, "framewatch_publish_seconds_count") == confirms_before + 1
+        assert await metric(session, ingress.url, "framewatch_publish_in_flight") == 0
+        assert await metric(session, ingress.url, "framewatch_broker_connected") == 1
