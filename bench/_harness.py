@@ -71,8 +71,11 @@ class Server:
 
     def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None, cwd: Path | None = None):
         self.proc = subprocess.Popen(
-            pinned(0, argv), env={**os.environ, **(env or {})}, cwd=cwd,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            pinned(0, argv),
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         wait_port(port)
 

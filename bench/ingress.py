@@ -20,7 +20,7 @@ from pathlib import Path
 import aio_pika
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import ROOT, SHARED_BENCH, Server, require, wrk  # noqa: E402
+from _harness import ROOT, SHARED_BENCH, Server, require, wrk
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench"
@@ -65,8 +65,12 @@ def main() -> None:
     framewatch = [sys.executable, "-m", "framewatch"]
     import subprocess
 
-    subprocess.run([*framewatch, "config", "apply", str(work / "bench.toml")], env={**os.environ, **env}, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*framewatch, "config", "apply", str(work / "bench.toml")],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
     candidates = {
         "naive": ([sys.executable, str(SHARED_BENCH / "limits_ingress.py"), "naive", "8092"], 8092, "/callback", {}),
         "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
@@ -88,8 +92,10 @@ def main() -> None:
     print(f"{'server':12s} {'req/s':>9s} {'p99 ms':>8s} {'errors':>7s}")
     for name, r in (("naive", naive), ("framewatch", ours)):
         print(f"{name:12s} {r.rate:9.0f} {r.p99_ms:8.2f} {r.errors:7d}")
-    print(f"ratio (framewatch / naive): rate {ours.rate / naive.rate:.2f}x, p99 {ours.p99_ms / naive.p99_ms:.2f}x "
-          f"(target: rate >= 1.2x, p99 <= 1.0x)")
+    print(
+        f"ratio (framewatch / naive): rate {ours.rate / naive.rate:.2f}x, p99 {ours.p99_ms / naive.p99_ms:.2f}x "
+        f"(target: rate >= 1.2x, p99 <= 1.0x)"
+    )
     if ours.errors or naive.errors:
         print("WARNING: non-2xx answers or socket errors during the run; the rates are not comparable")
 

@@ -39,7 +39,7 @@ def services_are_up() -> None:
 
     try:
         asyncio.run(check())
-    except Exception as exc:  # noqa: BLE001 - any failure means the suite cannot run
+    except Exception as exc:
         pytest.fail(f"a required service is down (RabbitMQ, Redis, PostgreSQL): {exc!r}", pytrace=False)
 
 
@@ -105,9 +105,7 @@ async def apply_config(settings: Settings, toml: str, **kwargs: object) -> str:
 
 
 def standard_config(key: str = KEY, allow_unsigned: bool = False, app_name: str = "") -> str:
-    rules = "".join(
-        f'[[rules]]\ndomain = "{d}"\ntemplate = "main"\napp_name = "{app_name}"\n' for d in DOMAINS
-    )
+    rules = "".join(f'[[rules]]\ndomain = "{d}"\ntemplate = "main"\napp_name = "{app_name}"\n' for d in DOMAINS)
     return (
         f'account = "default"\n[[templates]]\nname = "main"\ncallback_key = "{key}"\n'
         f"allow_unsigned = {str(allow_unsigned).lower()}\n{rules}"

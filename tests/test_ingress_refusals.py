@@ -16,28 +16,46 @@ CASES = [
     ("not json", b"{not json", "", None, 400, "InvalidJson"),
     ("array", b"[1, 2]", "", None, 400, "InvalidEvent"),
     ("no event_type", {"app": "test.app"}, "", None, 400, "InvalidEvent"),
-    ("missing field", {k: v for k, v in signed(screenshot(1)).items() if k != "pic_full_url"}, "", None, 400,
-     "InvalidEvent"),
+    (
+        "missing field",
+        {k: v for k, v in signed(screenshot(1)).items() if k != "pic_full_url"},
+        "",
+        None,
+        400,
+        "InvalidEvent",
+    ),
     ("mistyped field", signed(screenshot(1, create_time="yesterday")), "", None, 400, "InvalidEvent"),
     ("no domain anywhere", signed(sample("screenshot_legacy")), "", None, 400, "MissingDomain"),
     ("path disagrees with body", signed(screenshot(1)), "/other.app", None, 400, "DomainMismatch"),
-    ("no sign", {k: v for k, v in signed(screenshot(1)).items() if k not in ("t", "sign")}, "", None, 401,
-     "MissingSignature"),
+    (
+        "no sign",
+        {k: v for k, v in signed(screenshot(1)).items() if k not in ("t", "sign")},
+        "",
+        None,
+        401,
+        "MissingSignature",
+    ),
     ("wrong key", signed(screenshot(1), key="notTheKey"), "", None, 401, "InvalidSignature"),
-    ("sign without t", {k: v for k, v in signed(screenshot(1)).items() if k != "t"}, "", None, 401,
-     "MissingSignature"),
+    ("sign without t", {k: v for k, v in signed(screenshot(1)).items() if k != "t"}, "", None, 401, "MissingSignature"),
     ("t passed", signed(screenshot(1), t=NOW - 5), "", None, 403, "SignatureExpired"),
     ("t too far ahead", signed(screenshot(1), t=NOW + 3600), "", None, 403, "TimestampTooFarAhead"),
     ("unbound domain", signed(screenshot(1, app="nobody.example.com")), "", None, 403, "DomainNotBound"),
     ("too large", signed(screenshot(1, padding="x" * 70_000)), "", None, 413, "BodyTooLarge"),
-    ("form body", b"event_type=200", "", {"Content-Type": "application/x-www-form-urlencoded"}, 415,
-     "UnsupportedMediaType"),
+    (
+        "form body",
+        b"event_type=200",
+        "",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        415,
+        "UnsupportedMediaType",
+    ),
     ("no content type", b"{}", "", {}, 415, "UnsupportedMediaType"),
 ]
 
 
-@pytest.mark.parametrize(("body", "suffix", "headers", "status", "error"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("body", "suffix", "headers", "status", "error"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 async def test_refusal(ingress, broker, body, suffix, headers, status, error) -> None:
     kwargs = {} if headers is None else {"headers": headers}
     async with aiohttp.ClientSession() as session:

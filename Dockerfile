@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY framewatch ./framewatch
+RUN pip install --no-cache-dir . && useradd --system framewatch
+USER framewatch
+ENV FRAMEWATCH_HOST=0.0.0.0
+EXPOSE 8080
+ENTRYPOINT ["framewatch"]
+CMD ["ingest"]
