@@ -76,14 +76,16 @@ def main() -> None:
         "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
     }
     results: dict[str, list] = {name: [] for name in candidates}
+    queues = ["limits.naive", *(f"{NAMESPACE}.{q}" for q in ("fetch", "moderate", "deliver"))]
     for _ in range(args.rounds):
         for name, (argv, port, path, extra) in candidates.items():
+            asyncio.run(drop_queues(queues))  # both start from empty queues: a deep quorum queue is slower
             server = Server(argv, port, {**extra, "AMQP_URL": AMQP}, cwd=ROOT)
             time.sleep(1.5)  # let the broker connection and topology come up
             wrk(f"http://127.0.0.1:{port}{path}", script, 2, args.connections)  # warm-up
             results[name].append(wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections))
             server.stop()
-    asyncio.run(drop_queues(["limits.naive", *(f"{NAMESPACE}.{q}" for q in ("fetch", "moderate", "deliver"))]))
+    asyncio.run(drop_queues(queues))
 
     def best(name: str):
         return max(results[name], key=lambda r: r.rate)

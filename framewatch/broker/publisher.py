@@ -122,15 +122,16 @@ class Publisher:
         started = time.perf_counter()
         metrics.PUBLISH_IN_FLIGHT.inc()
         try:
-            async with asyncio.timeout(self.timeout):
-                channel = await self.channel.get_underlay_channel()
-                confirmation = await channel.basic_publish(
-                    body,
-                    exchange=self.topology.events if exchange is None else exchange,
-                    routing_key=routing_key,
-                    properties=properties,
-                    mandatory=True,
-                )
+            channel = await self.channel.get_underlay_channel()
+            # aiormq bounds the wait for the confirm itself; no second timer per message.
+            confirmation = await channel.basic_publish(
+                body,
+                exchange=self.topology.events if exchange is None else exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+                timeout=self.timeout,
+            )
         except TimeoutError:
             metrics.PUBLISH_FAILURES.labels("timeout").inc()
             raise PublishError(f"no confirm within {self.timeout}s") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -33,6 +34,9 @@ def create_app(settings: Settings) -> web.Application:
         await store.migrate()
         await config.start()
         publisher.start()
+        # Everything alive now lives as long as the process: keep it out of every future collection.
+        gc.collect()
+        gc.freeze()
         yield
         # Runs after aiohttp stopped accepting and waited for in-flight callbacks: their publishes are done.
         await publisher.close()
