@@ -6,9 +6,10 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.config import tables as t
@@ -189,11 +190,7 @@ async def _rules(
             )
             report.changes.append(f"rule {rule.domain}: bound to {rule.template}")
     if prune:
-        keep = {rule.domain for rule in spec.rules}
-        for domain, row in existing.items():
-            if row.account_id == account_id and domain not in keep:
-                await conn.execute(delete(t.rules).where(t.rules.c.id == row.id))
-                report.changes.append(f"rule {domain}: removed")
+        await _prune_domains(conn, t.rules, "rule", existing, account_id, {r.domain for r in spec.rules}, report)
 
 
 async def _detect_notify(conn: AsyncConnection, account_id: int, spec: ConfigFile, report: Report, prune: bool) -> None:
@@ -223,10 +220,7 @@ async def _detect_notify(conn: AsyncConnection, account_id: int, spec: ConfigFil
             report.changes.append(f"detect_notify {item.domain}: updated")
     if prune:
         keep = {item.domain for item in spec.detect_notify}
-        for domain, row in existing.items():
-            if row.account_id == account_id and domain not in keep:
-                await conn.execute(delete(t.detect_notify).where(t.detect_notify.c.id == row.id))
-                report.changes.append(f"detect_notify {domain}: removed")
+        await _prune_domains(conn, t.detect_notify, "detect_notify", existing, account_id, keep, report)
 
 
 async def _prune_templates(conn: AsyncConnection, account_id: int, keep: set[int], report: Report) -> None:
@@ -235,3 +229,19 @@ async def _prune_templates(conn: AsyncConnection, account_id: int, keep: set[int
         if row.id not in keep:
             await conn.execute(delete(t.templates).where(t.templates.c.id == row.id))
             report.changes.append(f"template {row.name}: removed")
+
+
+async def _prune_domains(
+    conn: AsyncConnection,
+    table: Table,
+    label: str,
+    existing: dict[str, Any],
+    account_id: int,
+    keep: set[str],
+    report: Report,
+) -> None:
+    """Delete the account's rows of a per-domain table whose domain the file no longer names."""
+    for domain, row in existing.items():
+        if row.account_id == account_id and domain not in keep:
+            await conn.execute(delete(table).where(table.c.id == row.id))
+            report.changes.append(f"{label} {domain}: removed")
