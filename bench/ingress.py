@@ -76,7 +76,8 @@ def main() -> None:
         "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
     }
     results: dict[str, list] = {name: [] for name in candidates}
-    queues = ["limits.naive", *(f"{NAMESPACE}.{q}" for q in ("fetch", "moderate", "deliver"))]
+    stages = ("fetch", "moderate", "deliver")
+    queues = ["limits.naive", *(f"{NAMESPACE}.{s}" for s in stages), *(f"{NAMESPACE}.{s}.dead" for s in stages)]
     for _ in range(args.rounds):
         for name, (argv, port, path, extra) in candidates.items():
             asyncio.run(drop_queues(queues))  # both start from empty queues: a deep quorum queue is slower
