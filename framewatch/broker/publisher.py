@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,12 +38,10 @@ class Publisher:
         url: str,
         topology: Topology,
         timeout: float,
-        on_connect: Callable[[AbstractChannel], Awaitable[None]] | None = None,
     ) -> None:
         self.url = url
         self.topology = topology
         self.timeout = timeout
-        self.on_connect = on_connect
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
         self._declared = asyncio.Event()
@@ -64,9 +62,6 @@ class Publisher:
         """Connect in the background: the process serves (and answers 503) while the broker is unreachable."""
         self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
 
-    async def wait_ready(self) -> None:
-        await self._declared.wait()
-
     async def _connect_forever(self) -> None:
         delay = 0.5
         while True:
@@ -84,8 +79,6 @@ class Publisher:
         connection.reconnect_callbacks.add(self._on_reconnect)
         self.channel = await connection.channel(publisher_confirms=True, on_return_raises=False)
         await self.topology.declare(self.channel)
-        if self.on_connect:
-            await self.on_connect(self.channel)
         self._declared.set()
         metrics.BROKER_CONNECTED.set(1)
         log.info("broker_connected", url=redact_url(self.url))
@@ -105,7 +98,6 @@ class Publisher:
         *,
         message_id: str,
         headers: Mapping[str, Any],
-        exchange: str | None = None,
         content_type: str = "application/json",
     ) -> None:
         if not self.ready:
@@ -126,7 +118,7 @@ class Publisher:
             # aiormq bounds the wait for the confirm itself; no second timer per message.
             confirmation = await channel.basic_publish(
                 body,
-                exchange=self.topology.events if exchange is None else exchange,
+                exchange=self.topology.events,
                 routing_key=routing_key,
                 properties=properties,
                 mandatory=True,

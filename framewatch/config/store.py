@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +64,6 @@ class ConfigStore:
     async def revision(self) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(t.revision.c.revision).where(t.revision.c.id == 1)) or 0)
-
-    @asynccontextmanager
-    async def change(
-        self, account_id: int | None, action: str, params: dict[str, Any]
-    ) -> AsyncIterator[AsyncConnection]:
-        """One transaction whose changes are audited and announced (see record_change)."""
-        async with self.engine.begin() as conn:
-            yield conn
-            await self.record_change(conn, account_id, action, params)
 
     async def record_change(
         self, conn: AsyncConnection, account_id: int | None, action: str, params: dict[str, Any]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import orjson
 import structlog
@@ -20,6 +22,7 @@ from framewatch.schemas.tencent import PROVIDER, InvalidEvent, TencentEvent, eve
 
 log = structlog.get_logger("framewatch.ingest")
 _OK_BODY = b'{"code":0}'
+T = TypeVar("T")
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 
 
@@ -65,12 +68,7 @@ class CallbackHandler:
             received_at=now,
             event=body,
         )
-        try:
-            claim = await self.dedupe.claim(message.id)
-        except Exception as exc:  # the window is an optimisation: without it, publish (duplicates are harmless)
-            metrics.DEDUPE_ERRORS.inc()
-            log.warning("dedupe_unavailable", error=str(exc), event_id=message.id)
-            claim = Claim.NEW
+        claim = await self._dedupe(self.dedupe.claim, message.id, Claim.NEW)
         if claim is Claim.DONE:
             self._duplicate.inc()
             return web.Response(body=_OK_BODY, content_type="application/json")
@@ -82,9 +80,9 @@ class CallbackHandler:
                 headers=message.headers(),
             )
         except PublishError as exc:
-            await self._forget(message.id)
+            await self._dedupe(self.dedupe.release, message.id, None)  # the retry must go through
             raise Refused(Reason.BrokerUnavailable, f"not queued, retry later: {exc}") from None
-        await self._remember(message.id)
+        await self._dedupe(self.dedupe.confirm, message.id, None)
         self._accepted.inc()
         log.debug("callback_accepted", event_id=message.id, domain=domain, kind=message.kind)
         return web.Response(body=_OK_BODY, content_type="application/json")
@@ -121,16 +119,13 @@ class CallbackHandler:
             raise Refused(Reason.MissingDomain, "no app or domain in the body: post to /callbacks/tencent/{domain}")
         return domain
 
-    async def _forget(self, event_id: str) -> None:
+    @staticmethod
+    async def _dedupe(call: Callable[[str], Awaitable[T]], event_id: str, fallback: T) -> T:
+        """The window is an optimisation: if its store fails, carry on as for a new id (a duplicate is harmless,
+        a refusal or a loss is not). An unreleased claim expires by itself after pending_ttl."""
         try:
-            await self.dedupe.release(event_id)
-        except Exception as exc:  # the claim expires by itself after pending_ttl
-            metrics.DEDUPE_ERRORS.inc()
-            log.warning("dedupe_unavailable", error=str(exc), event_id=event_id)
-
-    async def _remember(self, event_id: str) -> None:
-        try:
-            await self.dedupe.confirm(event_id)
+            return await call(event_id)
         except Exception as exc:
             metrics.DEDUPE_ERRORS.inc()
             log.warning("dedupe_unavailable", error=str(exc), event_id=event_id)
+            return fallback

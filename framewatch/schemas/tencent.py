@@ -28,9 +28,6 @@ class EventType(IntEnum):
 # Documented without t/sign: accepted unsigned only where the template says so.
 UNSIGNED_TYPES = frozenset({EventType.RELAY, EventType.PUSH_ERROR, EventType.RECORDING_STATUS})
 
-# Fields some event types carry as JSON text inside the JSON body.
-EMBEDDED_JSON_FIELDS = ("msg", "source_urls", "record_detail")
-
 
 class TencentEvent(BaseModel):
     """Fields every CSS event may carry. Unknown fields are kept: events are forwarded as received."""
