@@ -20,6 +20,38 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from framewatch.broker.topology import STAGES
+    from framewatch.runtime.serve import serve
+    from framewatch.workers.service import create_app
+
+    names = list(STAGES) if "all" in args.stages else list(dict.fromkeys(args.stages))
+    serve(create_app(settings, names), settings, "worker:" + ",".join(names), port=args.port or settings.worker_port)
+    return 0
+
+
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from framewatch.broker.dlq import DeadLetters
+    from framewatch.broker.topology import Topology
+
+    dead = DeadLetters(settings.amqp_url.get_secret_value(), Topology(settings.namespace), args.stage)
+
+    async def run() -> None:
+        if args.dlq_command == "list":
+            letters = await dead.list()
+            for letter in letters:
+                print(letter.line())
+            print(f"{len(letters)} dead letter(s) in {args.stage}", file=sys.stderr)
+        elif args.dlq_command == "replay":
+            count = await dead.replay(set(args.ids) if args.ids else None)
+            print(f"replayed {count} dead letter(s) into {args.stage}")
+        else:
+            print(f"purged {await dead.purge()} dead letter(s) from {args.stage}")
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_config_apply(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.config import apply
     from framewatch.config.errors import ConfigError
@@ -56,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="serve provider callbacks, health and metrics")
     ingest.add_argument("--port", type=int, help="listen port (default FRAMEWATCH_PORT)")
     ingest.set_defaults(func=cmd_ingest)
+
+    worker = commands.add_parser("worker", help="run worker stages: fetch, moderate, deliver (or all)")
+    worker.add_argument("stages", nargs="+", choices=["fetch", "moderate", "deliver", "all"], metavar="STAGE")
+    worker.add_argument("--port", type=int, help="health and metrics port (default FRAMEWATCH_WORKER_PORT)")
+    worker.set_defaults(func=cmd_worker)
+
+    dlq = commands.add_parser("dlq", help="inspect, replay or purge a stage's dead letters")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")
+    for name, text in (
+        ("list", "one line per dead letter: event id, source URL, reason"),
+        ("replay", "send dead letters back into their stage with a fresh try count"),
+        ("purge", "delete every dead letter of the stage"),
+    ):
+        sub = dlq_commands.add_parser(name, help=text)
+        sub.add_argument("stage", choices=["fetch", "moderate", "deliver"], metavar="STAGE")
+        if name == "replay":
+            sub.add_argument("ids", nargs="*", help="only these event ids (default: all)")
+        sub.set_defaults(func=cmd_dlq)
 
     config = commands.add_parser("config", help="manage configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

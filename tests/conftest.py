@@ -19,9 +19,13 @@ from framewatch.config import apply as config_apply
 from framewatch.config.store import ConfigStore
 from framewatch.ingest.app import create_app
 from framewatch.runtime.settings import Settings
+from framewatch.workers.service import Workers, build_stage
 from tests.helpers import AMQP_URL, KEY, POSTGRES_URL, REDIS_URL, Broker, free_port, ready, wait_until
+from tests.imageserver import ImageServer
 
 DOMAINS = ("test.app", "test.domain.com", "5000.myqcloud.com")
+# Every delay queue a test may declare (ladders, intervals and deferrals below), deleted after each test.
+RETRY_QUEUE_DELAYS = (0.2, 0.4, 0.5, 1.0, 2.0)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,6 +62,8 @@ async def amqp(namespace: str) -> AsyncIterator[None]:
         for stage in STAGES:
             await channel.queue_delete(topology.queue(stage))
             await channel.queue_delete(topology.dead_queue(stage))
+            for delay in RETRY_QUEUE_DELAYS:
+                await channel.queue_delete(topology.retry_queue(stage, delay))
         await channel.exchange_delete(topology.events)
         await channel.exchange_delete(topology.dead_letters)
 
@@ -145,3 +151,48 @@ async def serve_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
 async def ingress(configured: Settings, amqp: None) -> AsyncIterator[RunningIngress]:
     async with serve_ingress(configured) as running:
         yield running
+
+
+# Short ladders so retries and dead letters happen within a test.
+TEST_RETRY_DELAYS = (0.2, 0.4)
+
+
+@pytest.fixture
+def worker_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {
+        **env,
+        "FRAMEWATCH_BLOB_URL": str(tmp_path / "blobs"),
+        "FRAMEWATCH_BLOB_PUBLIC_URL": "http://frames.example.com/blobs",
+        "FRAMEWATCH_FETCH_ALLOWED_HOSTS": "127.0.0.1,localhost,*.myqcloud.com",
+        "FRAMEWATCH_FETCH_ALLOW_PRIVATE": "true",
+        "FRAMEWATCH_FETCH_TIMEOUT": "1",
+        "FRAMEWATCH_FETCH_MAX_BYTES": "1000000",
+        "FRAMEWATCH_FETCH_RETRY_DELAYS": ",".join(map(str, TEST_RETRY_DELAYS)),
+        "FRAMEWATCH_SHUTDOWN_TIMEOUT": "3",
+    }
+
+
+@pytest.fixture
+def worker_settings(worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name, value in worker_env.items():
+        monkeypatch.setenv(name, value)
+    return Settings(_env_file=None)
+
+
+@asynccontextmanager
+async def serve_workers(settings: Settings, stages: list[str]) -> AsyncIterator[Workers]:
+    """Worker stages running in this process, consuming (as `framewatch worker` runs them)."""
+    workers = Workers(settings, [build_stage(name, settings) for name in stages])
+    workers.start()
+    try:
+        await wait_until(lambda: workers.ready, timeout=15)
+        yield workers
+    finally:
+        await workers.stop()
+
+
+@pytest.fixture
+async def image_server() -> AsyncIterator[ImageServer]:
+    server = await ImageServer().start()
+    yield server
+    await server.close()

@@ -119,12 +119,15 @@ class Broker:
 class IngressProcess:
     """`framewatch ingest` as a separate process, as operators run it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    command: tuple[str, ...] = ("ingest",)
+    port_variable = "FRAMEWATCH_PORT"
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "framewatch", "ingest"],
-            env={**os.environ, **env, "FRAMEWATCH_PORT": str(self.port)},
+            [sys.executable, "-m", "framewatch", *self.command, *args],
+            env={**os.environ, **env, self.port_variable: str(self.port)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -141,5 +144,61 @@ class IngressProcess:
             self.proc.kill()
             raise
 
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
     def output(self) -> str:
         return self.proc.stdout.read().decode() if self.proc.stdout else ""
+
+
+class WorkerProcess(IngressProcess):
+    """`framewatch worker STAGE...` as a separate process."""
+
+    command = ("worker",)
+    port_variable = "FRAMEWATCH_WORKER_PORT"
+
+
+async def queue_callbacks(namespace: str, events: list[dict[str, Any]], domain: str = "test.app") -> list[str]:
+    """Publish provider events as the ingress would have accepted them; returns their event ids."""
+    from framewatch.broker.publisher import Publisher
+    from framewatch.broker.topology import Topology
+    from framewatch.schemas.messages import CallbackReceived
+    from framewatch.schemas.tencent import PROVIDER, event_id, parse_event
+
+    publisher = Publisher(AMQP_URL, Topology(namespace), timeout=5)
+    publisher.start()
+    await publisher.wait_declared()
+    ids = []
+    try:
+        for body in events:
+            event = parse_event(body)
+            message = CallbackReceived(
+                id=event_id(event, domain),
+                provider=PROVIDER,
+                domain=domain,
+                kind=event.kind,
+                event_type=event.event_type,
+                received_at=time.time(),
+                event=body,
+            )
+            await publisher.publish(
+                message.model_dump_json().encode(),
+                message.routing_key,
+                message_id=message.id,
+                headers=message.headers(),
+            )
+            ids.append(message.id)
+    finally:
+        await publisher.close()
+    return ids
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "framewatch", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -58,6 +58,9 @@ class Publisher:
             and not self.channel.is_closed
         )
 
+    async def wait_declared(self) -> None:
+        await self._declared.wait()
+
     def start(self) -> None:
         """Connect in the background: the process serves (and answers 503) while the broker is unreachable."""
         self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
@@ -99,7 +102,10 @@ class Publisher:
         message_id: str,
         headers: Mapping[str, Any],
         content_type: str = "application/json",
+        message_type: str | None = None,
+        exchange: str | None = None,
     ) -> None:
+        """Publish to the events exchange (or `exchange`; "" is the default exchange, routing by queue name)."""
         if not self.ready:
             metrics.PUBLISH_FAILURES.labels("not_connected").inc()
             raise PublishError("broker not connected")
@@ -110,6 +116,7 @@ class Publisher:
             message_id=message_id,
             timestamp=datetime.now(UTC),
             headers=dict(headers),
+            message_type=message_type,
         )
         started = time.perf_counter()
         metrics.PUBLISH_IN_FLIGHT.inc()
@@ -118,7 +125,7 @@ class Publisher:
             # aiormq bounds the wait for the confirm itself; no second timer per message.
             confirmation = await channel.basic_publish(
                 body,
-                exchange=self.topology.events,
+                exchange=self.topology.events if exchange is None else exchange,
                 routing_key=routing_key,
                 properties=properties,
                 mandatory=True,

@@ -16,9 +16,15 @@ STAGES = ("fetch", "moderate", "deliver")
 # What each stage consumes from the events exchange.
 STAGE_BINDINGS: dict[str, tuple[str, ...]] = {
     "fetch": ("*.screenshot",),
-    "moderate": ("*.image_moderation",),  # the provider's own verdicts join the model's
-    "deliver": ("*.stream_begin", "*.stream_end", "*.recording", "*.other"),
+    # The provider's own verdicts (317) join the frames the fetch stage stored.
+    "moderate": ("*.image_moderation", "pipeline.frame_stored"),
+    "deliver": ("*.stream_begin", "*.stream_end", "*.recording", "*.other", "pipeline.moderated", "pipeline.webhook"),
 }
+
+# Routing keys of the messages the stages publish (AMQP `type` names the schema; callbacks carry none).
+FRAME_STORED = "pipeline.frame_stored"
+MODERATED = "pipeline.moderated"
+WEBHOOK = "pipeline.webhook"
 
 # Poison messages that crash a worker again and again are dead-lettered by the broker after this many deliveries.
 DELIVERY_LIMIT = 20
@@ -41,6 +47,9 @@ class Topology:
 
     def dead_queue(self, stage: str) -> str:
         return f"{self.namespace}.{stage}.dead"
+
+    def retry_queue(self, stage: str, delay: float) -> str:
+        return f"{self.namespace}.{stage}.retry.{round(delay * 1000)}ms"
 
     def queue_arguments(self, stage: str) -> dict[str, object]:
         return {
@@ -66,3 +75,23 @@ class Topology:
             )
             await dead_queue.bind(dead, routing_key=stage)
         return events
+
+    async def declare_retry(self, channel: AbstractChannel, stage: str, delay: float) -> str:
+        """A delay queue: messages wait `delay` seconds in it, then the broker dead-letters them back to the stage.
+
+        One queue per delay keeps expiry in order (a quorum queue expires messages at its head only).
+        """
+        name = self.retry_queue(stage, delay)
+        await channel.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": round(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.queue(stage),
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+        return name

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from framewatch.blobs.factory import local_root
 from framewatch.broker.publisher import Publisher
 from framewatch.broker.topology import Topology
 from framewatch.config.live import LiveConfig
@@ -49,4 +50,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/callbacks/tencent", handler.handle)
     app.router.add_post("/callbacks/tencent/{domain}", handler.handle)
     health.add_routes(app, {"broker": lambda: publisher.ready})
+    blob_root = local_root(settings)
+    if blob_root is not None:  # frames and thumbnails in a local directory: the platform fetches them here
+        blob_root.mkdir(parents=True, exist_ok=True)
+        app.router.add_static("/blobs", blob_root, follow_symlinks=False)
     return app

@@ -20,3 +20,25 @@ DEDUPE_ERRORS = Counter(
 CONFIG_REVISION = Gauge("framewatch_config_revision", "Config revision this process serves.")
 CONFIG_RELOAD_FAILURES = Counter("framewatch_config_reload_failures_total", "Failed config reloads.")
 BROKER_CONNECTED = Gauge("framewatch_broker_connected", "1 while the broker connection is open.")
+
+STAGE_MESSAGES = Counter(
+    "framewatch_stage_messages_total",
+    "Messages a worker stage finished, by outcome (done, retried, deferred, dead, requeued).",
+    ["stage", "outcome"],
+)
+STAGE_SECONDS = Histogram(
+    "framewatch_stage_seconds",
+    "Time a stage spent on one message, outputs confirmed.",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+STAGE_IN_FLIGHT = Gauge("framewatch_stage_in_flight", "Messages a stage holds right now.", ["stage"])
+DEAD_LETTERS = Counter(
+    "framewatch_dead_letters_total", "Messages dead-lettered, by stage and reason.", ["stage", "reason"]
+)
+FRAME_MISMATCHES = Counter(
+    "framewatch_frame_mismatches_total",
+    "Downloaded frames whose size or dimensions differ from what the callback announced (logged, not fatal).",
+    ["field"],
+)
+FRAME_BYTES = Counter("framewatch_frame_bytes_total", "Bytes of screenshots downloaded.")

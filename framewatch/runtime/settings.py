@@ -1,12 +1,13 @@
 """Every setting is an environment variable FRAMEWATCH_<NAME> (or a line in `.env`)."""
 
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+Delays = Annotated[list[float], NoDecode]  # seconds, comma-separated: "5,30,120"
 
 
 class Settings(BaseSettings):
@@ -37,18 +38,61 @@ class Settings(BaseSettings):
     # Graceful drain: how long SIGTERM waits for in-flight callbacks.
     shutdown_timeout: float = 15.0
 
+    # Worker processes serve /healthz, /readyz and /metrics on this port.
+    worker_port: int = 8081
+
     fetch_allowed_hosts: CommaList = ["*.myqcloud.com"]
     fetch_allow_private: bool = False
+    fetch_concurrency: int = Field(32, gt=0)
+    fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    # Decompression bombs: a header announcing more pixels than this is refused before any decoding.
+    fetch_max_pixels: int = Field(40_000_000, gt=0)
+    fetch_max_redirects: int = Field(3, ge=0)
+    fetch_connect_timeout: float = Field(5.0, gt=0)
+    fetch_timeout: float = Field(30.0, gt=0)
+    # The delayed-retry ladder for transient failures; past its end the message is dead-lettered.
+    fetch_retry_delays: Delays = [5, 30, 120, 600, 3600]
+    thumbnail_sizes: CommaList = ["320x180", "160x90"]
+    thumbnail_format: Literal["jpeg", "webp"] = "jpeg"
+    thumbnail_quality: int = Field(80, ge=1, le=100)
+
+    # Where delivered image URLs point. Unset: presigned URLs for S3, the ingress's /blobs/ for a directory.
+    blob_public_url: str | None = None
+    blob_presign_expiry: int = 7 * 24 * 3600
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
     deliver_allow_private: bool = False
+    deliver_concurrency: int = Field(64, gt=0)
+    # One slow receiver holds at most this many of the stage's slots; its other deliveries wait in a delay queue.
+    deliver_host_concurrency: int = Field(16, gt=0)
+    deliver_timeout: float = Field(10.0, gt=0)
+    # The provider's own policy by default: screenshots 5 tries 2 minutes apart, other kinds 12 tries 1 minute apart.
+    deliver_screenshot_tries: int = Field(5, ge=1)
+    deliver_screenshot_interval: float = Field(120.0, gt=0)
+    deliver_tries: int = Field(12, ge=1)
+    deliver_interval: float = Field(60.0, gt=0)
     moderation_backend: str | None = None
     log_level: str = "info"
 
-    @field_validator("fetch_allowed_hosts", mode="before")
+    @field_validator("fetch_allowed_hosts", "thumbnail_sizes", "fetch_retry_delays", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("thumbnail_sizes")
+    @classmethod
+    def _sizes(cls, value: list[str]) -> list[str]:
+        for size in value:
+            width, _, height = size.partition("x")
+            if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+                raise ValueError(f"thumbnail size {size!r} is not WIDTHxHEIGHT")
+        return value
+
+    def thumbnail_boxes(self) -> list[tuple[int, int]]:
+        return [(int(w), int(h)) for w, _, h in (size.partition("x") for size in self.thumbnail_sizes)]
 
     @field_validator("database_url", mode="before")
     @classmethod

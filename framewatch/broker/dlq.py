@@ -1,0 +1,128 @@
+"""Dead letters: list them, replay them into their stage, or purge them (`framewatch dlq ...`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from framewatch.broker.topology import Topology
+
+# Headers the worker runtime sets when it dead-letters a message (see workers/runtime.py).
+FAILURE_HEADERS = (
+    "x-framewatch-attempt",
+    "x-framewatch-reason",
+    "x-framewatch-detail",
+    "x-framewatch-stage",
+    "x-framewatch-failed-at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    event_id: str
+    source_url: str  # the screenshot's URL, or the webhook's URL; "-" when the message has none
+    reason: str
+    detail: str
+    attempts: int
+
+    def line(self) -> str:
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.event_id}\t{self.source_url}\t{self.reason}{detail}\tattempts={self.attempts}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def describe(message: AbstractIncomingMessage) -> DeadLetter:
+    headers = message.headers or {}
+    reason = headers.get("x-framewatch-reason")
+    if reason is None:  # dead-lettered by the broker itself: the delivery limit (a crash loop), usually
+        reason = headers.get("x-first-death-reason", "unknown")
+    try:
+        body = orjson.loads(message.body)
+    except orjson.JSONDecodeError:
+        body = {}
+    source = (
+        (body.get("event") or {}).get("pic_full_url")  # a screenshot callback
+        or body.get("source_url")  # a stored frame
+        or (body.get("frame") or {}).get("source_url")  # a moderated frame
+        or body.get("url")  # a webhook
+        or "-"
+    )
+    attempts = headers.get("x-framewatch-attempt") or headers.get("x-delivery-count") or 1
+    return DeadLetter(
+        event_id=message.message_id or "-",
+        source_url=str(source),
+        reason=_text(reason),
+        detail=_text(headers.get("x-framewatch-detail", "")),
+        attempts=int(attempts) if str(attempts).isdigit() else 1,
+    )
+
+
+class DeadLetters:
+    def __init__(self, url: str, topology: Topology, stage: str) -> None:
+        self.url = url
+        self.topology = topology
+        self.stage = stage
+
+    @contextlib.asynccontextmanager
+    async def _channel(self) -> AsyncIterator[AbstractChannel]:
+        connection = await aio_pika.connect(self.url, client_properties={"connection_name": "framewatch-dlq"})
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await self.topology.declare(channel)
+            yield channel
+        finally:
+            await connection.close()
+
+    async def _take(self, channel: AbstractChannel) -> AsyncIterator[AbstractIncomingMessage]:
+        """Every message now in the dead-letter queue, each unacknowledged until the caller says otherwise."""
+        queue = await channel.get_queue(self.topology.dead_queue(self.stage))
+        while True:
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                return
+            yield message
+
+    async def list(self) -> list[DeadLetter]:
+        """Looks without taking: the messages go back to the queue when the channel closes unacknowledged."""
+        async with self._channel() as channel:
+            return [describe(message) async for message in self._take(channel)]
+
+    async def replay(self, event_ids: set[str] | None = None) -> int:
+        """Republish dead letters (all, or those ids) to their stage with a fresh try count; returns how many."""
+        replayed = 0
+        async with self._channel() as channel:
+            async for message in self._take(channel):
+                if event_ids is not None and message.message_id not in event_ids:
+                    continue  # left unacknowledged: back in the queue when the channel closes
+                headers = {k: v for k, v in (message.headers or {}).items() if k not in FAILURE_HEADERS}
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        message.body,
+                        headers=headers,
+                        content_type=message.content_type,
+                        message_id=message.message_id,
+                        type=message.type,
+                        timestamp=message.timestamp,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=self.topology.queue(self.stage),
+                    mandatory=True,
+                )  # confirmed before the dead letter is acknowledged
+                await message.ack()
+                replayed += 1
+        return replayed
+
+    async def purge(self) -> int:
+        async with self._channel() as channel:
+            queue = await channel.get_queue(self.topology.dead_queue(self.stage))
+            result = await queue.purge()
+            return int(result.message_count or 0)

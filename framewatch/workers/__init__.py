@@ -1,0 +1,1 @@
+"""Worker stages (fetch, moderate, deliver) over one shared runtime."""

@@ -1,0 +1,1 @@
+"""The fetch stage: download each screenshot safely, thumbnail it, store both."""

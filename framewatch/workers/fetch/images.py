@@ -1,0 +1,92 @@
+"""Check a downloaded frame and make its thumbnails: header first, then one decode at reduced scale.
+
+Runs in a worker thread: Pillow releases the GIL while it decodes, resizes and encodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+from framewatch.workers.failures import Permanent
+
+# Magic bytes: what the body says it is, whatever the URL or the Content-Type claim.
+FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+ENCODERS = {"jpeg": ("JPEG", "image/jpeg", "jpg"), "webp": ("WEBP", "image/webp", "webp")}
+
+# Pillow's own bomb check would raise only at twice its limit; ours is explicit and runs before decoding.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thumbnail:
+    width: int
+    height: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    format: str  # JPEG, PNG or WEBP
+    content_type: str
+    width: int
+    height: int
+    sha256: str
+    thumbnails: list[Thumbnail]
+
+
+def sniff(data: bytes) -> str:
+    for magic, name in FORMATS.items():
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    raise Permanent("not_an_image", f"starts with {data[:8].hex()}")
+
+
+def process(
+    data: bytes, boxes: list[tuple[int, int]], max_pixels: int, encoding: str = "jpeg", quality: int = 80
+) -> Frame:
+    """Validate and thumbnail one frame. Raises Permanent for anything that is not a sound, bounded image."""
+    kind = sniff(data)
+    try:
+        image = Image.open(io.BytesIO(data), formats=[kind])
+    except Exception as exc:
+        raise Permanent("not_an_image", f"{type(exc).__name__}: {exc}") from None
+    width, height = image.size  # from the header: nothing decoded yet
+    if width * height > max_pixels:
+        raise Permanent("too_many_pixels", f"{width}x{height} exceeds {max_pixels} pixels")
+    largest = max(boxes, key=lambda box: box[0] * box[1])
+    # Rotated frames swap sides; ask the decoder for enough pixels in either orientation.
+    draft_box = (max(largest), max(largest)) if _rotated(image) else largest
+    fmt, _, _ = ENCODERS[encoding]
+    if kind == "JPEG":
+        image.draft("RGB", draft_box)  # shrink-on-load: the decoder skips the pixels it would throw away
+    try:
+        image.load()
+    except Exception as exc:  # truncated or corrupt data
+        raise Permanent("corrupt_image", f"{type(exc).__name__}: {exc}") from None
+    image = ImageOps.exif_transpose(image)
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    made: dict[tuple[int, int], Thumbnail] = {}
+    # Largest first; each smaller size is made from the previous one, never from the full frame again.
+    for box in sorted(set(boxes), key=lambda b: b[0] * b[1], reverse=True):
+        # reducing_gap=1: integer factors go through reduce() (a box average), far cheaper than a resampling pass.
+        image.thumbnail(box, Image.Resampling.BICUBIC, reducing_gap=1.0)
+        out = io.BytesIO()
+        image.save(out, fmt, quality=quality)
+        made[box] = Thumbnail(image.width, image.height, out.getvalue())
+    thumbnails = [made[box] for box in boxes]
+    return Frame(kind, CONTENT_TYPES[kind], width, height, hashlib.sha256(data).hexdigest(), thumbnails)
+
+
+def _rotated(image: Image.Image) -> bool:
+    try:
+        return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation that swaps width and height
+    except Exception:
+        return False
