@@ -124,7 +124,9 @@ async def test_a_source_failing_twice_is_stored_after_the_retries(
 ) -> None:
     image_server.fail_first["f.jpg"] = 2
     async with serve_workers(worker_settings, ["fetch"]):
-        [event_id] = await queue_callbacks(broker.namespace, [screenshot(1, pic_full_url=image_server.url("/flaky/f.jpg"))])
+        [event_id] = await queue_callbacks(
+            broker.namespace, [screenshot(1, pic_full_url=image_server.url("/flaky/f.jpg"))]
+        )
         [frame] = await stored_frames(broker, 1)
     assert frame.id == event_id
     assert image_server.hits["flaky/f.jpg"] == 3
@@ -161,7 +163,9 @@ async def test_output_is_valid_json_with_the_event_id_as_message_id(
     worker_settings: Settings, broker: Broker, image_server: ImageServer
 ) -> None:
     async with serve_workers(worker_settings, ["fetch"]):
-        [event_id] = await queue_callbacks(broker.namespace, [screenshot(7, pic_full_url=image_server.url("/good/z.jpg"))])
+        [event_id] = await queue_callbacks(
+            broker.namespace, [screenshot(7, pic_full_url=image_server.url("/good/z.jpg"))]
+        )
         await wait_until(lambda: _count_at_least(broker, "moderate", 1), timeout=20)
         [message] = await broker.take("moderate")
     assert message.message_id == event_id
