@@ -39,6 +39,18 @@ class UnsafeDestination(Exception):
         self.detail = detail
 
 
+def retry_after(response: aiohttp.ClientResponse) -> float | None:
+    """Seconds the server asked us to wait (only the delta-seconds form; a date is ignored)."""
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
+def loggable(url: str | URL) -> str:
+    """The URL without query, fragment or credentials: receivers put tokens there."""
+    parsed = URL(url) if isinstance(url, str) else url
+    return str(parsed.with_query(None).with_fragment(None).with_user(None))
+
+
 def address_allowed(address: IPAddress, allow_private: bool) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped

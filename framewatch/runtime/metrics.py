@@ -42,3 +42,20 @@ FRAME_MISMATCHES = Counter(
     ["field"],
 )
 FRAME_BYTES = Counter("framewatch_frame_bytes_total", "Bytes of screenshots downloaded.")
+DELIVERIES = Counter(
+    "framewatch_deliveries_total",
+    "Webhook attempts by kind and outcome (delivered, http_5xx, timeout, connection_error, deferred, ...).",
+    ["kind", "outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "framewatch_delivery_seconds",
+    "Time from POST to the receiver's answer.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MODERATION_SECONDS = Histogram(
+    "framewatch_moderation_seconds",
+    "Time a moderation backend took per batch.",
+    ["backend"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+VERDICTS = Counter("framewatch_verdicts_total", "Verdicts by source and suggestion.", ["source", "suggestion"])

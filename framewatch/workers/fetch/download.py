@@ -5,15 +5,10 @@ from __future__ import annotations
 import aiohttp
 from yarl import URL
 
-from framewatch.runtime.http import GuardedClient, UnsafeDestination
+from framewatch.runtime.http import GuardedClient, UnsafeDestination, retry_after
 from framewatch.workers.failures import Permanent, Transient
 
 CHUNK = 64 * 1024
-
-
-def retry_after(response: aiohttp.ClientResponse) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
 
 
 async def download(client: GuardedClient, url: str, max_bytes: int) -> bytes:

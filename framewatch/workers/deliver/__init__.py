@@ -1,0 +1,1 @@
+"""The delivery stage: every event and verdict to the platform's own URLs, signed, retried, dead-lettered."""

@@ -1,0 +1,135 @@
+"""The delivery stage: plan the webhooks of each message, POST them signed, retry on the provider's schedule.
+
+A message with one webhook is delivered in place; one with several is split into one message per webhook, so that
+each URL succeeds, retries or dead-letters on its own. A receiver that already holds its share of the stage's slots
+gets its next deliveries deferred to a short delay queue: one slow URL never stalls the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import aiohttp
+import orjson
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+from yarl import URL
+
+from framewatch.broker.topology import WEBHOOK
+from framewatch.config.live import LiveConfig
+from framewatch.runtime import metrics
+from framewatch.runtime.http import GuardedClient, UnsafeDestination, loggable, retry_after
+from framewatch.runtime.settings import Settings
+from framewatch.schemas.messages import CallbackReceived, FrameModerated, Webhook
+from framewatch.workers.deliver import plan, signing
+from framewatch.workers.failures import Deferred, Permanent, Transient
+from framewatch.workers.runtime import Output, Stage
+
+log = structlog.get_logger("framewatch.deliver")
+
+# How long a delivery waits when its receiver is already busy with its share of slots.
+BUSY_DELAY = 1.0
+
+
+class DeliverStage(Stage):
+    name = "deliver"
+
+    def __init__(self, settings: Settings, config: LiveConfig) -> None:
+        super().__init__(settings.deliver_concurrency)
+        self.settings = settings
+        self.config = config
+        self.client = GuardedClient(
+            allow_private=settings.deliver_allow_private,
+            connect_timeout=min(5.0, settings.deliver_timeout),
+            total_timeout=settings.deliver_timeout,
+            limit=settings.deliver_concurrency,
+        )
+        self._busy: Counter[str] = Counter()  # receiver (host:port) -> deliveries in progress
+
+    def _delays(self, kind: str) -> list[float]:
+        if kind == "screenshot":
+            return [self.settings.deliver_screenshot_interval] * (self.settings.deliver_screenshot_tries - 1)
+        return [self.settings.deliver_interval] * (self.settings.deliver_tries - 1)
+
+    def retry_delays(self, message: AbstractIncomingMessage) -> Sequence[float]:
+        body = orjson.loads(message.body)
+        kind = body.get("kind")  # a callback or a webhook
+        if kind is None:  # a moderated frame or a provider verdict
+            kind = "screenshot" if body.get("frame") else "image_moderation"
+        return self._delays(kind)
+
+    def ladder(self) -> set[float]:
+        return {self.settings.deliver_screenshot_interval, self.settings.deliver_interval, BUSY_DELAY}
+
+    async def start(self) -> None:
+        await self.config.start()
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.config.close()
+
+    async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
+        try:
+            if message.type == "webhook":
+                webhooks = [Webhook.model_validate_json(message.body)]
+            elif message.type == "moderated":
+                webhooks = plan.for_moderated(FrameModerated.model_validate_json(message.body), self.config.snapshot)
+            else:
+                webhooks = plan.for_callback(CallbackReceived.model_validate_json(message.body), self.config.snapshot)
+        except ValidationError as exc:
+            raise Permanent("bad_message", str(exc).splitlines()[0]) from None
+        if not webhooks:
+            metrics.DELIVERIES.labels("none", "no_url").inc()
+            return []
+        if len(webhooks) == 1:
+            await self.send(webhooks[0])
+            return []
+        return [
+            Output(WEBHOOK, webhook.model_dump_json().encode(), message_id=webhook.id, message_type="webhook")
+            for webhook in webhooks
+        ]
+
+    async def send(self, webhook: Webhook) -> None:
+        binding = self.config.snapshot.bindings.get(webhook.domain)
+        if binding is None:
+            raise Permanent("domain_not_bound", webhook.domain)
+        receiver = _receiver(webhook.url)
+        if self._busy[receiver] >= self.settings.deliver_host_concurrency:
+            metrics.DELIVERIES.labels(webhook.kind, "deferred").inc()
+            raise Deferred("receiver_busy", BUSY_DELAY)
+        self._busy[receiver] += 1
+        started = time.perf_counter()
+        try:
+            now = int(time.time())
+            body = signing.signed_body(webhook.body, binding.template.key, now)
+            headers = signing.headers(binding.template.key, webhook.id, now, body)
+            async with self.client.request("POST", webhook.url, data=body, headers=headers) as response:
+                await response.read()
+                status = response.status
+        except UnsafeDestination as exc:
+            metrics.DELIVERIES.labels(webhook.kind, "refused").inc()
+            raise Permanent(exc.reason, exc.detail) from None
+        except TimeoutError:
+            metrics.DELIVERIES.labels(webhook.kind, "timeout").inc()
+            raise Transient("timeout", loggable(webhook.url)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            metrics.DELIVERIES.labels(webhook.kind, "connection_error").inc()
+            raise Transient("connection_error", f"{loggable(webhook.url)}: {type(exc).__name__}") from None
+        finally:
+            self._busy[receiver] -= 1
+            if not self._busy[receiver]:
+                del self._busy[receiver]
+        metrics.DELIVERY_SECONDS.observe(time.perf_counter() - started)
+        if not 200 <= status < 300:
+            metrics.DELIVERIES.labels(webhook.kind, f"http_{status // 100}xx").inc()
+            raise Transient(f"http_{status}", loggable(webhook.url), retry_after(response))
+        metrics.DELIVERIES.labels(webhook.kind, "delivered").inc()
+        log.debug("delivered", url=loggable(webhook.url), kind=webhook.kind, status=status)
+
+
+def _receiver(url: str) -> str:
+    parsed = URL(url)
+    return f"{parsed.host}:{parsed.port}"
