@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,12 +16,16 @@ class LocalBlobStore(BlobStore):
     def __init__(self, root: Path, public_url: str) -> None:
         self.root = root
         self.public_url = public_url.rstrip("/")
+        self._folders: set[Path] = set()  # folders known to exist: no mkdir per write
+        self._tmp_names = itertools.count()
+        # Few threads: each write is short, and more threads only fight over the GIL with the thumbnailers.
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blob-writes")
 
     def path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise ValueError(f"blob key escapes the store: {key!r}")
-        return path
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"blob key escapes the store or is malformed: {key!r}")
+        return self.root.joinpath(*parts)
 
     def _write(self, blob: Blob) -> None:
         path = self.path(blob.key)
@@ -29,17 +34,21 @@ class LocalBlobStore(BlobStore):
                 return  # the same key holds the same frame (the key carries its digest): already stored
         except FileNotFoundError:
             pass
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = path.parent
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
         # Write beside the target, flush to disk, then rename: a reader sees the whole file or none.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        tmp = folder / f".tmp-{os.getpid()}-{next(self._tmp_names)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(blob.data)
                 file.flush()
-                os.fsync(file.fileno())
+                os.fdatasync(file.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     async def put(self, blob: Blob) -> None:
@@ -50,7 +59,7 @@ class LocalBlobStore(BlobStore):
             for blob in blobs:
                 self._write(blob)
 
-        await asyncio.to_thread(write_all)
+        await asyncio.get_running_loop().run_in_executor(self.pool, write_all)
 
     async def get(self, key: str) -> bytes:
         try:

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Fetch stage throughput: N screenshot events queued, a local image server, `framewatch worker fetch` draining them.
+
+Prints frames stored per second (download, checks, two thumbnails, three blobs written and fsynced, output message
+confirmed, input acknowledged), the peak memory of each worker process, and for scale the reference ceiling: what
+limits_thumb's pillow+draft would do on every core of this machine with no I/O at all. Needs RabbitMQ.
+
+    .venv/bin/python bench/fetch.py [--events 5000] [--workers 1] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aio_pika
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import ROOT, SHARED_BENCH, wait_port
+
+from framewatch.broker.publisher import Publisher
+from framewatch.broker.topology import STAGES, Topology
+from framewatch.schemas.messages import CallbackReceived
+
+AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+NAMESPACE = "fwbench-fetch"
+IMAGE_PORT = 8093
+
+
+async def reset(topology: Topology) -> None:
+    connection = await aio_pika.connect(AMQP)
+    async with connection, connection.channel() as channel:
+        for stage in STAGES:
+            await channel.queue_delete(topology.queue(stage))
+            await channel.queue_delete(topology.dead_queue(stage))
+
+
+async def queue_events(topology: Topology, count: int) -> None:
+    publisher = Publisher(AMQP, topology, timeout=10)
+    publisher.start()
+    await publisher.wait_declared()
+    now = int(time.time())
+
+    async def one(n: int) -> None:
+        event = {
+            "app": "bench.app", "appname": "live", "event_type": 200, "stream_id": f"s{n % 50}",
+            "channel_id": f"s{n % 50}", "create_time": now + n, "file_size": 72000, "width": 1280, "height": 720,
+            "pic_url": f"/frame/{n}.jpg", "pic_full_url": f"http://127.0.0.1:{IMAGE_PORT}/frame/{n}.jpg",
+        }  # fmt: skip
+        message = CallbackReceived(
+            id=f"bench{n:08d}", provider="tencent", domain="bench.app", kind="screenshot", event_type=200,
+            received_at=time.time(), event=event,
+        )  # fmt: skip
+        await publisher.publish(message.model_dump_json().encode(), message.routing_key, message_id=message.id,
+                                headers=message.headers())  # fmt: skip
+
+    for start in range(0, count, 256):
+        await asyncio.gather(*(one(n) for n in range(start, min(count, start + 256))))
+    await publisher.close()
+
+
+async def stored(topology: Topology) -> int:
+    connection = await aio_pika.connect(AMQP)
+    async with connection, connection.channel() as channel:
+        queue = await channel.declare_queue(topology.queue("moderate"), passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reference_ceiling() -> float:
+    sys.path.insert(0, str(SHARED_BENCH))
+    import limits_thumb
+
+    limits_thumb.pillow(limits_thumb.FRAMES[0], True)
+    return limits_thumb.rate(lambda d: limits_thumb.pillow(d, True), seconds=2.0) * (os.cpu_count() or 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=32, help="FRAMEWATCH_FETCH_CONCURRENCY per process")
+    args = parser.parse_args()
+    topology = Topology(NAMESPACE)
+    work = Path(tempfile.mkdtemp(prefix="fwbench-fetch-"))
+    asyncio.run(reset(topology))
+    images = subprocess.Popen([sys.executable, str(ROOT / "bench" / "imageserver.py"), str(IMAGE_PORT)])
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        wait_port(IMAGE_PORT)
+        asyncio.run(queue_events(topology, args.events))
+        env = {
+            **os.environ,
+            "FRAMEWATCH_AMQP_URL": AMQP,
+            "FRAMEWATCH_NAMESPACE": NAMESPACE,
+            "FRAMEWATCH_BLOB_URL": str(work / "blobs"),
+            "FRAMEWATCH_FETCH_ALLOWED_HOSTS": "127.0.0.1",
+            "FRAMEWATCH_FETCH_ALLOW_PRIVATE": "true",
+            "FRAMEWATCH_FETCH_CONCURRENCY": str(args.concurrency),
+            "FRAMEWATCH_LOG_LEVEL": "warning",
+        }
+        started = time.perf_counter()
+        for i in range(args.workers):
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "framewatch", "worker", "fetch", "--port", str(8094 + i)], env=env, cwd=ROOT
+                )
+            )
+        done, first = 0, None
+        while done < args.events:
+            time.sleep(0.1)
+            done = asyncio.run(stored(topology))
+            if first is None and done:
+                first = (time.perf_counter(), done)
+            if any(w.poll() is not None for w in workers):
+                raise SystemExit("a worker exited")
+        elapsed = time.perf_counter() - started
+        assert first is not None
+        steady = (args.events - first[1]) / (time.perf_counter() - first[0])
+        peaks = [peak_rss_mb(w.pid) for w in workers]
+    finally:
+        for proc in [*workers, images]:
+            proc.terminate()
+            proc.wait(20)
+        asyncio.run(reset(topology))
+        shutil.rmtree(work, ignore_errors=True)
+    ceiling = reference_ceiling()
+    print(f"{args.events} frames stored by {args.workers} worker process(es) in {elapsed:.1f} s, start-up included")
+    print(f"framewatch fetch stage   {steady:8.1f} frames/s   target 300: {steady / 300:4.2f}x (steady state)")
+    print(f"reference ceiling        {ceiling:8.1f} frames/s   all cores, no I/O: {steady / ceiling:4.2f}x")
+    print("peak memory per worker   " + ", ".join(f"{p:.0f} MB" for p in peaks))
+
+
+if __name__ == "__main__":
+    main()
