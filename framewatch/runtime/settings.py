@@ -72,10 +72,44 @@ class Settings(BaseSettings):
     deliver_screenshot_interval: float = Field(120.0, gt=0)
     deliver_tries: int = Field(12, ge=1)
     deliver_interval: float = Field(60.0, gt=0)
-    moderation_backend: str | None = None
+    # nudenet, http, tencent-ims or none; unset: nudenet when its extra is installed, otherwise none.
+    moderation_backend: Literal["nudenet", "http", "tencent-ims", "none"] | None = None
+    moderation_review_threshold: float = Field(50.0, ge=0, le=100)
+    moderation_block_threshold: float = Field(80.0, ge=0, le=100)
+    # Calls per second to the backend (token bucket); unset: 100 for tencent-ims (its default quota), else none.
+    moderation_rate_limit: float | None = Field(None, gt=0)
+    moderation_concurrency: int = Field(8, gt=0)
+    moderation_timeout: float = Field(10.0, gt=0)
+    moderation_retry_delays: Delays = [5, 30, 120, 600, 3600]
+    # Failures in a row that open the circuit breaker, and its first pause (doubling on each failed trial).
+    moderation_breaker_failures: int = Field(5, gt=0)
+    moderation_breaker_cooldown: float = Field(30.0, gt=0)
+    moderation_threads: int | None = Field(None, gt=0)  # the local model's threads; unset: every core
+    # Moderate every Nth frame only (1: all); domains listed in MODERATION_OFF_DOMAINS are never moderated.
+    moderation_sample_every: int = Field(1, ge=1)
+    moderation_off_domains: CommaList = []
+    # http and tencent-ims: send the image bytes ("content") or its URL ("url", needs URLs the API can reach).
+    moderation_send: Literal["content", "url"] = "content"
+    moderation_http_url: str | None = None
+    moderation_http_token: SecretStr | None = None
+    moderation_http_suggestion_field: str = "suggestion"  # dotted paths into the API's JSON answer
+    moderation_http_score_field: str = "score"
+    moderation_http_label_field: str = "label"
+    tencent_secret_id: SecretStr | None = None
+    tencent_secret_key: SecretStr | None = None
+    tencent_region: str = "ap-guangzhou"
+    tencent_ims_endpoint: str = "https://ims.tencentcloudapi.com"
+    tencent_ims_biz_type: str | None = None
     log_level: str = "info"
 
-    @field_validator("fetch_allowed_hosts", "thumbnail_sizes", "fetch_retry_delays", mode="before")
+    @field_validator(
+        "fetch_allowed_hosts",
+        "thumbnail_sizes",
+        "fetch_retry_delays",
+        "moderation_retry_delays",
+        "moderation_off_domains",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -28,6 +28,19 @@ def build_stage(name: str, settings: Settings) -> Stage:
         from framewatch.workers.fetch.stage import FetchStage
 
         return FetchStage(settings, blob_factory.create(settings))
+    if name == "moderate":
+        from framewatch.blobs import factory as blob_factory
+        from framewatch.workers.moderate.backends import factory as backend_factory
+        from framewatch.workers.moderate.stage import ModerateStage
+
+        return ModerateStage(settings, backend_factory.create(settings, blob_factory.create(settings)))
+    if name == "deliver":
+        from framewatch.config.live import LiveConfig
+        from framewatch.config.store import ConfigStore
+        from framewatch.workers.deliver.stage import DeliverStage
+
+        store = ConfigStore(settings.database_url.get_secret_value())
+        return DeliverStage(settings, LiveConfig(store, settings.config_reload_interval))
     raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)} or all")
 
 

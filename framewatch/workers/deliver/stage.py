@@ -65,11 +65,13 @@ class DeliverStage(Stage):
         return {self.settings.deliver_screenshot_interval, self.settings.deliver_interval, BUSY_DELAY}
 
     async def start(self) -> None:
+        await self.config.store.migrate()
         await self.config.start()
 
     async def close(self) -> None:
         await self.client.close()
         await self.config.close()
+        await self.config.store.close()
 
     async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
         try:

@@ -1,0 +1,29 @@
+"""The moderation backend interface: frames in, one verdict each (None: not reviewed)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from framewatch.schemas.messages import FrameStored, Verdict
+from framewatch.workers.failures import Transient
+
+
+class BackendUnavailable(Transient):
+    """The backend is down, overloaded or too slow: counts towards the circuit breaker."""
+
+
+class ModerationBackend(ABC):
+    name: ClassVar[str]
+    # Frames one call may take; the stage batches up to this many when its queue is deep.
+    max_batch: ClassVar[int] = 1
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Load models, open clients."""
+
+    @abstractmethod
+    async def moderate(self, frames: list[FrameStored]) -> list[Verdict | None]:
+        """One verdict per frame, in order. Raise BackendUnavailable when the backend cannot answer now."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what `start` took."""

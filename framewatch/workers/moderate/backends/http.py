@@ -1,0 +1,98 @@
+"""A generic moderation API: POST the image (or its URL), read the verdict from configured fields of the answer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+
+from framewatch.blobs.base import BlobStore
+from framewatch.runtime.http import GuardedClient
+from framewatch.runtime.settings import Settings
+from framewatch.schemas.messages import FrameStored, Verdict
+from framewatch.workers.failures import Permanent
+from framewatch.workers.moderate.backends.api import check_status, image_bytes, image_for_api
+from framewatch.workers.moderate.backends.base import BackendUnavailable, ModerationBackend
+from framewatch.workers.moderate.thresholds import Thresholds
+
+
+def field(document: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(document, dict) or part not in document:
+            return None
+        document = document[part]
+    return document
+
+
+class HttpBackend(ModerationBackend):
+    name = "http"
+
+    def __init__(self, settings: Settings, blobs: BlobStore, thresholds: Thresholds) -> None:
+        if not settings.moderation_http_url:
+            raise ValueError("MODERATION_BACKEND=http needs FRAMEWATCH_MODERATION_HTTP_URL")
+        self.url = settings.moderation_http_url
+        self.settings = settings
+        self.blobs = blobs
+        self.thresholds = thresholds
+        self.client = GuardedClient(
+            allow_private=True,  # the operator's own endpoint, often inside their network
+            connect_timeout=min(5.0, settings.moderation_timeout),
+            total_timeout=settings.moderation_timeout,
+            limit=settings.moderation_concurrency,
+        )
+
+    async def moderate(self, frames: list[FrameStored]) -> list[Verdict | None]:
+        return [await self._one(frame) for frame in frames]
+
+    async def _one(self, frame: FrameStored) -> Verdict:
+        image = image_for_api(frame)
+        headers = {"X-Framewatch-Event-Id": frame.id}
+        if self.settings.moderation_http_token:
+            headers["Authorization"] = f"Bearer {self.settings.moderation_http_token.get_secret_value()}"
+        if self.settings.moderation_send == "url":
+            kwargs: dict[str, Any] = {"json": {"url": image.url, "event_id": frame.id, "domain": frame.domain}}
+        else:
+            kwargs = {"data": await image_bytes(self.blobs, image)}
+            headers["Content-Type"] = image.content_type
+        started = time.perf_counter()
+        try:
+            async with self.client.request("POST", self.url, headers=headers, **kwargs) as response:
+                check_status(response, "http")
+                answer = await response.json(content_type=None)
+        except TimeoutError:
+            raise BackendUnavailable("http_timeout") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise BackendUnavailable("http_error", f"{type(exc).__name__}: {exc}") from None
+        return self._verdict(answer, (time.perf_counter() - started) * 1000)
+
+    def _verdict(self, answer: Any, latency_ms: float) -> Verdict:
+        s = self.settings
+        score = field(answer, s.moderation_http_score_field)
+        suggestion = field(answer, s.moderation_http_suggestion_field)
+        if not isinstance(score, int | float) and suggestion not in ("Pass", "Review", "Block"):
+            raise Permanent("http_bad_answer", "neither a score nor a suggestion in the answer")
+        score = float(score) if isinstance(score, int | float) else 0.0
+        if suggestion not in ("Pass", "Review", "Block"):
+            suggestion = self.thresholds.suggestion(score)
+        label = field(answer, s.moderation_http_label_field)
+        return Verdict(
+            suggestion=suggestion,
+            label=str(label) if label else ("Normal" if suggestion == "Pass" else "Unknown"),
+            score=round(score),
+            source=f"http/{self.client_host}",
+            latency_ms=latency_ms,
+        )
+
+    @property
+    def client_host(self) -> str:
+        from yarl import URL
+
+        return URL(self.url).host or "api"
+
+    async def start(self) -> None:
+        await self.blobs.start()
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.blobs.close()
