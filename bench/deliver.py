@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Deliveries per second to local sinks, and whether one slow receiver among fast ones holds the fast ones back.
+
+Five push domains, each bound to a template whose stream URLs point at its own receiver (its own port). N stream
+events are queued, spread evenly over the domains, and `framewatch worker deliver` drains them twice:
+  all fast     every receiver answers at once
+  one slow     one receiver answers after 5 s (within the delivery timeout): its deliveries wait their turn
+Prints the fast receivers' deliveries per second in both runs and their ratio (target: about 1.0). Needs RabbitMQ.
+
+    .venv/bin/python bench/deliver.py [--events 4000]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aio_pika
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import ROOT, wait_port
+
+from framewatch.broker.publisher import Publisher
+from framewatch.broker.topology import STAGES, Topology
+from framewatch.schemas.messages import CallbackReceived
+
+AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+NAMESPACE = "fwbench-deliver"
+PORTS = [8101, 8102, 8103, 8104, 8105]
+SLOW = PORTS[-1]
+
+
+def config() -> str:
+    parts = ['account = "bench"']
+    for n, port in enumerate(PORTS):
+        url = f"http://127.0.0.1:{port}/stream"
+        parts.append(f'[[templates]]\nname = "t{n}"\ncallback_key = "benchKey{n}"\nstream_begin_notify_url = "{url}"')
+        parts.append(f'[[rules]]\ndomain = "d{n}.bench"\ntemplate = "t{n}"')
+    return "\n".join(parts) + "\n"
+
+
+async def reset(topology: Topology) -> None:
+    connection = await aio_pika.connect(AMQP)
+    async with connection, connection.channel() as channel:
+        for stage in STAGES:
+            await channel.queue_delete(topology.queue(stage))
+            await channel.queue_delete(topology.dead_queue(stage))
+        for delay in (1.0, 60.0):
+            await channel.queue_delete(topology.retry_queue("deliver", delay))
+
+
+async def queue_events(topology: Topology, count: int) -> None:
+    publisher = Publisher(AMQP, topology, timeout=10)
+    publisher.start()
+    await publisher.wait_declared()
+
+    async def one(n: int) -> None:
+        domain = f"d{n % len(PORTS)}.bench"
+        event = {"app": domain, "event_type": 1, "stream_id": f"s{n}", "sequence": str(n), "appname": "live"}
+        message = CallbackReceived(id=f"deliver{n:08d}", provider="tencent", domain=domain, kind="stream_begin",
+                                   event_type=1, received_at=time.time(), event=event)  # fmt: skip
+        await publisher.publish(message.model_dump_json().encode(), message.routing_key, message_id=message.id,
+                                headers=message.headers())  # fmt: skip
+
+    for start in range(0, count, 256):
+        await asyncio.gather(*(one(n) for n in range(start, min(count, start + 256))))
+    await publisher.close()
+
+
+async def remaining(topology: Topology) -> int:
+    connection = await aio_pika.connect(AMQP)
+    async with connection, connection.channel() as channel:
+        queue = await channel.declare_queue(topology.queue("deliver"), passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+def run(events: int, slow_delay: float, env: dict[str, str]) -> float:
+    """Fast receivers' deliveries per second: time until every fast event is delivered (the queue only holds slow)."""
+    topology = Topology(NAMESPACE)
+    asyncio.run(reset(topology))
+    sinks = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sinks.py"), str(SLOW), str(slow_delay),
+                              *map(str, PORTS)])  # fmt: skip
+    worker = None
+    try:
+        for port in PORTS:
+            wait_port(port)
+        asyncio.run(queue_events(topology, events))
+        slow_share = events // len(PORTS) if slow_delay else 0
+        started = time.perf_counter()
+        worker = subprocess.Popen([sys.executable, "-m", "framewatch", "worker", "deliver", "--port", "8106"],
+                                  env=env, cwd=ROOT)  # fmt: skip
+        while asyncio.run(remaining(topology)) > slow_share:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        for proc in [p for p in (worker, sinks) if p is not None]:
+            proc.terminate()
+            proc.wait(20)
+        asyncio.run(reset(topology))
+    return (events - slow_share) / elapsed
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=4000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fwbench-deliver-"))
+    env = {
+        **os.environ,
+        "FRAMEWATCH_AMQP_URL": AMQP,
+        "FRAMEWATCH_NAMESPACE": NAMESPACE,
+        "FRAMEWATCH_DATABASE_URL": f"sqlite:///{work}/config.db",
+        "FRAMEWATCH_DELIVER_ALLOW_PRIVATE": "true",
+        "FRAMEWATCH_LOG_LEVEL": "error",
+    }
+    (work / "bench.toml").write_text(config())
+    subprocess.run([sys.executable, "-m", "framewatch", "config", "apply", str(work / "bench.toml")], env=env,
+                   check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+    fast = run(args.events, 0.0, env)
+    with_slow = run(args.events, 5.0, env)
+    print(f"all receivers fast       {fast:8.1f} deliveries/s")
+    print(f"one receiver slow (5 s)  {with_slow:8.1f} deliveries/s to the fast ones   {with_slow / fast:4.2f}x")
+
+
+if __name__ == "__main__":
+    main()
