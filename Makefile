@@ -13,11 +13,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-run: install  ## apply the demo config and serve callbacks on 127.0.0.1:8080 (needs RabbitMQ)
+run: install  ## apply the demo config and run the whole pipeline on 127.0.0.1:8080 (needs RabbitMQ)
 	FRAMEWATCH_DELIVER_ALLOW_PRIVATE=true $(BIN)/framewatch config apply examples/demo.toml
 	@echo "framewatch: POST signed CSS callbacks for domain demo.live (key demoKey123) to"
 	@echo "            http://127.0.0.1:8080/callbacks/tencent ; probes at /healthz /readyz /metrics"
-	$(BIN)/framewatch ingest
+	FRAMEWATCH_DELIVER_ALLOW_PRIVATE=true $(BIN)/framewatch run
 
 test: install  ## the whole suite against the real RabbitMQ, Redis and PostgreSQL
 	$(BIN)/ruff check framewatch tests bench

@@ -20,6 +20,20 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from framewatch.broker.topology import STAGES
+    from framewatch.ingest.app import create_app
+    from framewatch.runtime import health
+    from framewatch.runtime.serve import serve
+    from framewatch.workers.service import add_workers
+
+    app = create_app(settings)
+    workers = add_workers(app, settings, list(STAGES))
+    app[health.READINESS]["workers"] = lambda: workers.ready
+    serve(app, settings, "run", port=args.port)
+    return 0
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.broker.topology import STAGES
     from framewatch.runtime.serve import serve
@@ -88,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="serve provider callbacks, health and metrics")
     ingest.add_argument("--port", type=int, help="listen port (default FRAMEWATCH_PORT)")
     ingest.set_defaults(func=cmd_ingest)
+
+    run = commands.add_parser("run", help="the whole pipeline in one process: ingress and every worker stage")
+    run.add_argument("--port", type=int, help="listen port (default FRAMEWATCH_PORT)")
+    run.set_defaults(func=cmd_run)
 
     worker = commands.add_parser("worker", help="run worker stages: fetch, moderate, deliver (or all)")
     worker.add_argument("stages", nargs="+", choices=["fetch", "moderate", "deliver", "all"], metavar="STAGE")
