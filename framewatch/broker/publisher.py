@@ -21,6 +21,18 @@ from framewatch.runtime.logs import redact_url
 log = structlog.get_logger("framewatch.broker")
 
 
+async def connect_until_up(url: str, name: str) -> AbstractRobustConnection:
+    """A robust connection, retried with backoff for as long as the broker is unreachable."""
+    delay = 0.5
+    while True:
+        try:
+            return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+        except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
+            log.warning("broker_unreachable", url=redact_url(url), error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 class PublishError(Exception):
     """The broker did not confirm the message: it must be treated as not accepted."""
 
@@ -66,17 +78,7 @@ class Publisher:
         self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
 
     async def _connect_forever(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                connection = await aio_pika.connect_robust(
-                    self.url, client_properties={"connection_name": "framewatch"}
-                )
-                break
-            except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
-                log.warning("broker_unreachable", url=redact_url(self.url), error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        connection = await connect_until_up(self.url, "framewatch")
         self.connection = connection
         connection.close_callbacks.add(self._on_lost)
         connection.reconnect_callbacks.add(self._on_reconnect)

@@ -6,16 +6,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import aio_pika
-import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from framewatch.broker.publisher import Publisher
+from framewatch.broker.publisher import Publisher, connect_until_up
 from framewatch.broker.topology import STAGES, Topology
 from framewatch.runtime import health
-from framewatch.runtime.logs import redact_url
 from framewatch.runtime.settings import Settings
 from framewatch.workers.runtime import Stage, StageRunner
 
@@ -70,18 +67,7 @@ class Workers:
         self._task = asyncio.create_task(self._start(), name="workers-start")
 
     async def _start(self) -> None:
-        url = self.settings.amqp_url.get_secret_value()
-        delay = 0.5
-        while True:
-            try:
-                self.connection = await aio_pika.connect_robust(
-                    url, client_properties={"connection_name": "framewatch-worker"}
-                )
-                break
-            except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
-                log.warning("broker_unreachable", url=redact_url(url), error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        self.connection = await connect_until_up(self.settings.amqp_url.get_secret_value(), "framewatch-worker")
         await self.publisher.wait_declared()  # outputs need a confirming channel before the first message is taken
         for stage in self.stages:
             runner = StageRunner(stage, self.connection, self.publisher, self.topology)
