@@ -13,14 +13,13 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from framewatch.broker.topology import Topology
 
-# Headers the worker runtime sets when it dead-letters a message (see workers/runtime.py).
-FAILURE_HEADERS = (
-    "x-framewatch-attempt",
-    "x-framewatch-reason",
-    "x-framewatch-detail",
-    "x-framewatch-stage",
-    "x-framewatch-failed-at",
-)
+# Headers the worker runtime sets on a retried or dead-lettered message; a replay removes them.
+ATTEMPT = "x-framewatch-attempt"
+REASON = "x-framewatch-reason"
+DETAIL = "x-framewatch-detail"
+FAILED_STAGE = "x-framewatch-stage"
+FAILED_AT = "x-framewatch-failed-at"
+FAILURE_HEADERS = (ATTEMPT, REASON, DETAIL, FAILED_STAGE, FAILED_AT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,7 @@ def _text(value: Any) -> str:
 
 def describe(message: AbstractIncomingMessage) -> DeadLetter:
     headers = message.headers or {}
-    reason = headers.get("x-framewatch-reason")
+    reason = headers.get(REASON)
     if reason is None:  # dead-lettered by the broker itself: the delivery limit (a crash loop), usually
         reason = headers.get("x-first-death-reason", "unknown")
     try:
@@ -56,12 +55,12 @@ def describe(message: AbstractIncomingMessage) -> DeadLetter:
         or body.get("url")  # a webhook
         or "-"
     )
-    attempts = headers.get("x-framewatch-attempt") or headers.get("x-delivery-count") or 1
+    attempts = headers.get(ATTEMPT) or headers.get("x-delivery-count") or 1
     return DeadLetter(
         event_id=message.message_id or "-",
         source_url=str(source),
         reason=_text(reason),
-        detail=_text(headers.get("x-framewatch-detail", "")),
+        detail=_text(headers.get(DETAIL, "")),
         attempts=int(attempts) if str(attempts).isdigit() else 1,
     )
 

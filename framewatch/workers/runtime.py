@@ -20,18 +20,13 @@ from typing import Any, ClassVar
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+from framewatch.broker.dlq import ATTEMPT, DETAIL, FAILED_AT, FAILED_STAGE, REASON
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.broker.topology import Topology
 from framewatch.runtime import metrics
 from framewatch.workers.failures import Deferred, Permanent, StageFailure, Transient
 
 log = structlog.get_logger("framewatch.worker")
-
-ATTEMPT = "x-framewatch-attempt"
-REASON = "x-framewatch-reason"
-DETAIL = "x-framewatch-detail"
-FAILED_STAGE = "x-framewatch-stage"
-FAILED_AT = "x-framewatch-failed-at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +153,7 @@ class StageRunner:
             try:
                 outputs = await self.stage.handle(message)
                 await asyncio.gather(*(self._publish(output) for output in outputs))
-            except StageFailure:
-                raise
-            except PublishError:
+            except (StageFailure, PublishError):
                 raise
             except Exception as exc:  # a bug or an unforeseen error: retried like a transient one, never dropped
                 log.exception("stage_error")
