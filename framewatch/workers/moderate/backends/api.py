@@ -1,28 +1,48 @@
-"""What the two cloud API backends share: the image to send, and how an HTTP failure is classified."""
+"""What the two cloud API backends share: one client, one call per frame, the image to send, status handling."""
 
 from __future__ import annotations
+
+from abc import abstractmethod
 
 import aiohttp
 
 from framewatch.blobs.base import BlobStore
-from framewatch.runtime.http import retry_after
-from framewatch.schemas.messages import FrameStored, StoredImage
-from framewatch.workers.failures import Permanent, Transient
-from framewatch.workers.moderate.backends.base import BackendUnavailable
+from framewatch.runtime.http import GuardedClient, retry_after
+from framewatch.runtime.settings import Settings
+from framewatch.schemas.messages import FrameStored, StoredImage, Verdict
+from framewatch.workers.failures import Permanent
+from framewatch.workers.moderate.backends.base import BackendUnavailable, ModerationBackend
+
+
+class ApiBackend(ModerationBackend):
+    def __init__(self, settings: Settings, blobs: BlobStore) -> None:
+        self.settings = settings
+        self.blobs = blobs
+        self.client = GuardedClient(
+            allow_private=True,  # the operator's own endpoint or proxy often sits on a private address
+            connect_timeout=min(5.0, settings.moderation_timeout),
+            total_timeout=settings.moderation_timeout,
+            limit=settings.moderation_concurrency,
+        )
+
+    async def start(self) -> None:
+        await self.blobs.start()
+
+    async def moderate(self, frames: list[FrameStored]) -> list[Verdict | None]:
+        return [await self.moderate_one(frame) for frame in frames]
+
+    @abstractmethod
+    async def moderate_one(self, frame: FrameStored) -> Verdict:
+        """One API call for one frame."""
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.blobs.close()
 
 
 def image_for_api(frame: FrameStored) -> StoredImage:
     """The largest thumbnail: small to send, large enough for any classifier; the original when none."""
     return max(frame.thumbnails, key=lambda t: t.width * t.height) if frame.thumbnails else frame.original
-
-
-async def image_bytes(blobs: BlobStore, image: StoredImage) -> bytes:
-    try:
-        return await blobs.get(image.key)
-    except KeyError:
-        raise Permanent("image_missing", image.key) from None
-    except Exception as exc:
-        raise Transient("storage_error", f"{type(exc).__name__}: {exc}") from None
 
 
 def check_status(response: aiohttp.ClientResponse, api: str) -> None:

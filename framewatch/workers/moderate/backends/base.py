@@ -5,8 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from framewatch.schemas.messages import FrameStored, Verdict
-from framewatch.workers.failures import Transient
+from framewatch.blobs.base import BlobStore
+from framewatch.schemas.messages import FrameStored, StoredImage, Verdict
+from framewatch.workers.failures import Permanent, Transient
 
 
 class BackendUnavailable(Transient):
@@ -27,3 +28,13 @@ class ModerationBackend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what `start` took."""
+
+
+async def read_image(blobs: BlobStore, image: StoredImage) -> bytes:
+    """The stored bytes a backend moderates: a missing blob is permanent, a storage error transient."""
+    try:
+        return await blobs.get(image.key)
+    except KeyError:
+        raise Permanent("image_missing", image.key) from None
+    except Exception as exc:
+        raise Transient("storage_error", f"{type(exc).__name__}: {exc}") from None

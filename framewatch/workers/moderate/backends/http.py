@@ -8,12 +8,11 @@ from typing import Any
 import aiohttp
 
 from framewatch.blobs.base import BlobStore
-from framewatch.runtime.http import GuardedClient
 from framewatch.runtime.settings import Settings
 from framewatch.schemas.messages import FrameStored, Verdict
 from framewatch.workers.failures import Permanent
-from framewatch.workers.moderate.backends.api import check_status, image_bytes, image_for_api
-from framewatch.workers.moderate.backends.base import BackendUnavailable, ModerationBackend
+from framewatch.workers.moderate.backends.api import ApiBackend, check_status, image_for_api
+from framewatch.workers.moderate.backends.base import BackendUnavailable, read_image
 from framewatch.workers.moderate.thresholds import Thresholds
 
 
@@ -25,27 +24,17 @@ def field(document: Any, path: str) -> Any:
     return document
 
 
-class HttpBackend(ModerationBackend):
+class HttpBackend(ApiBackend):
     name = "http"
 
     def __init__(self, settings: Settings, blobs: BlobStore, thresholds: Thresholds) -> None:
         if not settings.moderation_http_url:
             raise ValueError("MODERATION_BACKEND=http needs FRAMEWATCH_MODERATION_HTTP_URL")
         self.url = settings.moderation_http_url
-        self.settings = settings
-        self.blobs = blobs
+        super().__init__(settings, blobs)
         self.thresholds = thresholds
-        self.client = GuardedClient(
-            allow_private=True,  # the operator's own endpoint, often inside their network
-            connect_timeout=min(5.0, settings.moderation_timeout),
-            total_timeout=settings.moderation_timeout,
-            limit=settings.moderation_concurrency,
-        )
 
-    async def moderate(self, frames: list[FrameStored]) -> list[Verdict | None]:
-        return [await self._one(frame) for frame in frames]
-
-    async def _one(self, frame: FrameStored) -> Verdict:
+    async def moderate_one(self, frame: FrameStored) -> Verdict:
         image = image_for_api(frame)
         headers = {"X-Framewatch-Event-Id": frame.id}
         if self.settings.moderation_http_token:
@@ -53,7 +42,7 @@ class HttpBackend(ModerationBackend):
         if self.settings.moderation_send == "url":
             kwargs: dict[str, Any] = {"json": {"url": image.url, "event_id": frame.id, "domain": frame.domain}}
         else:
-            kwargs = {"data": await image_bytes(self.blobs, image)}
+            kwargs = {"data": await read_image(self.blobs, image)}
             headers["Content-Type"] = image.content_type
         started = time.perf_counter()
         try:
@@ -89,10 +78,3 @@ class HttpBackend(ModerationBackend):
         from yarl import URL
 
         return URL(self.url).host or "api"
-
-    async def start(self) -> None:
-        await self.blobs.start()
-
-    async def close(self) -> None:
-        await self.client.close()
-        await self.blobs.close()

@@ -19,8 +19,7 @@ from PIL import Image
 
 from framewatch.blobs.base import BlobStore
 from framewatch.schemas.messages import FrameStored, StoredImage, Verdict
-from framewatch.workers.failures import Permanent, Transient
-from framewatch.workers.moderate.backends.base import ModerationBackend
+from framewatch.workers.moderate.backends.base import ModerationBackend, read_image
 from framewatch.workers.moderate.thresholds import Thresholds
 
 INPUT = 320  # the 320n model's input size (longest side)
@@ -69,20 +68,11 @@ class NudeNetBackend(ModerationBackend):
         self.version = f"nudenet/320n-{_package_version()}"
 
     async def moderate(self, frames: list[FrameStored]) -> list[Verdict | None]:
-        images = await asyncio.gather(*(self._read(frame) for frame in frames))
+        images = await asyncio.gather(*(read_image(self.blobs, _smallest_fitting(frame)) for frame in frames))
         started = time.perf_counter()
         results = await asyncio.get_running_loop().run_in_executor(self.pool, self._infer, images)
         latency = (time.perf_counter() - started) * 1000 / len(frames)
         return [self._verdict(scores, latency) for scores in results]
-
-    async def _read(self, frame: FrameStored) -> bytes:
-        image = _smallest_fitting(frame)
-        try:
-            return await self.blobs.get(image.key)
-        except KeyError:
-            raise Permanent("image_missing", image.key) from None
-        except Exception as exc:
-            raise Transient("storage_error", f"{type(exc).__name__}: {exc}") from None
 
     def _infer(self, images: list[bytes]) -> list[dict[str, float]]:
         inputs = [_prepare(data) for data in images]

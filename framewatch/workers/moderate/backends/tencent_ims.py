@@ -14,12 +14,11 @@ import orjson
 from yarl import URL
 
 from framewatch.blobs.base import BlobStore
-from framewatch.runtime.http import GuardedClient
 from framewatch.runtime.settings import Settings
 from framewatch.schemas.messages import FrameStored, Verdict
 from framewatch.workers.failures import Permanent
-from framewatch.workers.moderate.backends.api import check_status, image_bytes, image_for_api
-from framewatch.workers.moderate.backends.base import BackendUnavailable, ModerationBackend
+from framewatch.workers.moderate.backends.api import ApiBackend, check_status, image_for_api
+from framewatch.workers.moderate.backends.base import BackendUnavailable, read_image
 
 SERVICE = "ims"
 ACTION = "ImageModeration"
@@ -47,33 +46,23 @@ def tc3_authorization(secret_id: str, secret_key: str, host: str, payload: bytes
     return f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
 
 
-class TencentImsBackend(ModerationBackend):
+class TencentImsBackend(ApiBackend):
     name = "tencent-ims"
 
     def __init__(self, settings: Settings, blobs: BlobStore) -> None:
         if settings.tencent_secret_id is None or settings.tencent_secret_key is None:
             raise ValueError("MODERATION_BACKEND=tencent-ims needs TENCENT_SECRET_ID and TENCENT_SECRET_KEY")
-        self.settings = settings
-        self.blobs = blobs
+        super().__init__(settings, blobs)
         self.endpoint = settings.tencent_ims_endpoint.rstrip("/") + "/"
         self.host = URL(self.endpoint).host or ""
-        self.client = GuardedClient(
-            allow_private=True,  # an operator's proxy or a test double may sit on a private address
-            connect_timeout=min(5.0, settings.moderation_timeout),
-            total_timeout=settings.moderation_timeout,
-            limit=settings.moderation_concurrency,
-        )
 
-    async def moderate(self, frames: list[FrameStored]) -> list[Verdict | None]:
-        return [await self._one(frame) for frame in frames]
-
-    async def _one(self, frame: FrameStored) -> Verdict:
+    async def moderate_one(self, frame: FrameStored) -> Verdict:
         image = image_for_api(frame)
         request: dict[str, Any] = {"DataId": frame.id}
         if self.settings.moderation_send == "url":
             request["FileUrl"] = image.url
         else:
-            request["FileContent"] = base64.b64encode(await image_bytes(self.blobs, image)).decode()
+            request["FileContent"] = base64.b64encode(await read_image(self.blobs, image)).decode()
         if self.settings.tencent_ims_biz_type:
             request["BizType"] = self.settings.tencent_ims_biz_type
         payload = orjson.dumps(request)
@@ -120,10 +109,3 @@ class TencentImsBackend(ModerationBackend):
             source=f"tencent-ims/{VERSION}",
             latency_ms=(time.perf_counter() - started) * 1000,
         )
-
-    async def start(self) -> None:
-        await self.blobs.start()
-
-    async def close(self) -> None:
-        await self.client.close()
-        await self.blobs.close()
