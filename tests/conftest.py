@@ -86,11 +86,16 @@ def env(tmp_path: Path, namespace: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name, value in env.items():
+def settings_from(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], **extra: str) -> Settings:
+    """Settings read from these variables (and FRAMEWATCH_<NAME> for each extra), set for the test's duration."""
+    for name, value in {**env, **{f"FRAMEWATCH_{k.upper()}": v for k, v in extra.items()}}.items():
         monkeypatch.setenv(name, value)
     return Settings(_env_file=None)
+
+
+@pytest.fixture
+def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    return settings_from(monkeypatch, env)
 
 
 async def apply_config(settings: Settings, toml: str, **kwargs: object) -> str:
@@ -174,9 +179,7 @@ def worker_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def worker_settings(worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name, value in worker_env.items():
-        monkeypatch.setenv(name, value)
-    return Settings(_env_file=None)
+    return settings_from(monkeypatch, worker_env)
 
 
 @asynccontextmanager

@@ -105,6 +105,12 @@ class Broker:
             queue = await channel.declare_queue(f"{self.namespace}.{stage}", passive=True)
             return int(queue.declaration_result.message_count or 0)
 
+    async def at_least(self, stage: str, n: int) -> bool:
+        return await self.count(stage) >= n
+
+    async def at_most(self, stage: str, n: int) -> bool:
+        return await self.count(stage) <= n
+
     async def take(self, stage: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
         """Every message now in the stage's queue, removed."""
         messages = []

@@ -13,19 +13,15 @@ from PIL import Image
 from framewatch.blobs import factory as blob_factory
 from framewatch.runtime.settings import Settings
 from framewatch.schemas.messages import FrameStored
-from tests.conftest import serve_workers
+from tests.conftest import serve_workers, settings_from
 from tests.helpers import Broker, WorkerProcess, free_port, queue_callbacks, run_cli, screenshot, wait_until
 from tests.imageserver import ImageServer, jpeg
 
 
 async def stored_frames(broker: Broker, expected: int, timeout: float = 20) -> list[FrameStored]:
     """Wait for `expected` frame-stored messages on the moderate queue and take them."""
-    await wait_until(lambda: _count_at_least(broker, "moderate", expected), timeout=timeout)
+    await wait_until(lambda: broker.at_least("moderate", expected), timeout=timeout)
     return [FrameStored.model_validate_json(m.body) for m in await broker.take("moderate")]
-
-
-async def _count_at_least(broker: Broker, queue: str, n: int) -> bool:
-    return await broker.count(queue) >= n
 
 
 def dead_letters(env: dict[str, str]) -> dict[str, str]:
@@ -86,7 +82,7 @@ async def test_bad_sources_are_dead_lettered_with_their_reason(
     events.append(screenshot(99, pic_full_url=image_server.url("/good/ok.jpg"), file_size=50_000_000))
     async with serve_workers(worker_settings, ["fetch"]):
         ids = await queue_callbacks(broker.namespace, events)
-        await wait_until(lambda: _count_at_least(broker, "fetch.dead", len(events)), timeout=30)
+        await wait_until(lambda: broker.at_least("fetch.dead", len(events)), timeout=30)
         assert await broker.count("moderate") == 0
 
     reasons = dead_letters(worker_env)
@@ -100,9 +96,7 @@ async def test_ssrf_attempts_are_refused(
     worker_env: dict[str, str], monkeypatch, broker: Broker, image_server: ImageServer
 ) -> None:
     worker_env = {**worker_env, "FRAMEWATCH_FETCH_ALLOW_PRIVATE": "false"}
-    for name, value in worker_env.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings(_env_file=None)
+    settings = settings_from(monkeypatch, worker_env)
     cases = {
         "http://169.254.169.254/latest/meta-data/iam": "unsafe_address",
         image_server.url("/good/x.jpg"): "unsafe_address",  # loopback without the flag
@@ -114,7 +108,7 @@ async def test_ssrf_attempts_are_refused(
     events = [screenshot(n, pic_full_url=url) for n, url in enumerate(cases)]
     async with serve_workers(settings, ["fetch"]):
         ids = await queue_callbacks(broker.namespace, events)
-        await wait_until(lambda: _count_at_least(broker, "fetch.dead", len(events)), timeout=20)
+        await wait_until(lambda: broker.at_least("fetch.dead", len(events)), timeout=20)
     assert dead_letters(worker_env) == dict(zip(ids, cases.values(), strict=True))
     assert sum(image_server.hits.values()) == 0  # nothing ever reached the loopback server
 
@@ -143,7 +137,7 @@ async def test_dlq_replay_brings_a_fixed_message_through_and_purge_empties(
     ]
     async with serve_workers(worker_settings, ["fetch"]):
         late, never = await queue_callbacks(broker.namespace, events)
-        await wait_until(lambda: _count_at_least(broker, "fetch.dead", 2), timeout=20)
+        await wait_until(lambda: broker.at_least("fetch.dead", 2), timeout=20)
         listing = run_cli("dlq", "list", "fetch", env=worker_env).stdout
         assert f"{late}\t{image_server.url('/good/late.jpg')}\thttp_404" in listing
         assert await broker.count("fetch.dead") == 2  # listing does not take them
@@ -166,7 +160,7 @@ async def test_output_is_valid_json_with_the_event_id_as_message_id(
         [event_id] = await queue_callbacks(
             broker.namespace, [screenshot(7, pic_full_url=image_server.url("/good/z.jpg"))]
         )
-        await wait_until(lambda: _count_at_least(broker, "moderate", 1), timeout=20)
+        await wait_until(lambda: broker.at_least("moderate", 1), timeout=20)
         [message] = await broker.take("moderate")
     assert message.message_id == event_id
     assert message.type == "frame_stored"
@@ -191,9 +185,7 @@ async def test_s3_blob_store_against_a_real_s3_server(
         }
         env.pop("FRAMEWATCH_BLOB_PUBLIC_URL")
         monkeypatch.delenv("FRAMEWATCH_BLOB_PUBLIC_URL", raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        settings = Settings(_env_file=None)
+        settings = settings_from(monkeypatch, env)
         store = blob_factory.create(settings)
         await store.start()
         try:
@@ -224,13 +216,13 @@ async def test_a_worker_killed_mid_batch_stores_every_frame_exactly_once(
     events = [screenshot(n, pic_full_url=image_server.url(f"/good/k{n}.jpg")) for n in range(count)]
     ids = set(await queue_callbacks(broker.namespace, events))
     worker = WorkerProcess(worker_env, "fetch")
-    await wait_until(lambda: _count_at_least(broker, "moderate", 40), timeout=30)
+    await wait_until(lambda: broker.at_least("moderate", 40), timeout=30)
     worker.kill()  # SIGKILL: no drain, messages in hand are unacknowledged
     assert await broker.count("moderate") < count
     worker = WorkerProcess(worker_env, "fetch")
     try:
-        await wait_until(lambda: _count_at_least(broker, "moderate", count), timeout=60)
-        await wait_until(lambda: _queue_empty(broker, "fetch"), timeout=30)
+        await wait_until(lambda: broker.at_least("moderate", count), timeout=60)
+        await wait_until(lambda: broker.at_most("fetch", 0), timeout=30)
     finally:
         assert worker.terminate() == 0  # SIGTERM: drains and exits cleanly
     messages = await broker.take("moderate")
@@ -241,7 +233,3 @@ async def test_a_worker_killed_mid_batch_stores_every_frame_exactly_once(
     for path in originals:  # and every file whole: writes land by rename (a kill leaves only .tmp- files behind)
         assert hashlib.sha256(path.read_bytes()).hexdigest()[:20] == path.stem.rsplit("-", 1)[1]
     assert await broker.count("fetch.dead") == 0
-
-
-async def _queue_empty(broker: Broker, queue: str) -> bool:
-    return await broker.count(queue) == 0
