@@ -18,15 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-
-import aio_pika
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import ROOT, wait_port
+from _pipeline import depth, publish, reset
 
-from framewatch.broker.publisher import Publisher
-from framewatch.broker.topology import STAGES, Topology
+from framewatch.broker.topology import Topology
 from framewatch.schemas.messages import CallbackReceived
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -44,64 +43,38 @@ def config() -> str:
     return "\n".join(parts) + "\n"
 
 
-async def reset(topology: Topology) -> None:
-    connection = await aio_pika.connect(AMQP)
-    async with connection, connection.channel() as channel:
-        for stage in STAGES:
-            await channel.queue_delete(topology.queue(stage))
-            await channel.queue_delete(topology.dead_queue(stage))
-        for delay in (1.0, 60.0):
-            await channel.queue_delete(topology.retry_queue("deliver", delay))
-
-
-async def queue_events(topology: Topology, count: int) -> None:
-    publisher = Publisher(AMQP, topology, timeout=10)
-    publisher.start()
-    await publisher.wait_declared()
-
-    async def one(n: int) -> None:
+def stream_begins(count: int) -> Iterator[CallbackReceived]:
+    """Stream events spread evenly over the domains."""
+    for n in range(count):
         domain = f"d{n % len(PORTS)}.bench"
         event = {"app": domain, "event_type": 1, "stream_id": f"s{n}", "sequence": str(n), "appname": "live"}
-        message = CallbackReceived(id=f"deliver{n:08d}", provider="tencent", domain=domain, kind="stream_begin",
-                                   event_type=1, received_at=time.time(), event=event)  # fmt: skip
-        await publisher.publish(message.model_dump_json().encode(), message.routing_key, message_id=message.id,
-                                headers=message.headers())  # fmt: skip
-
-    for start in range(0, count, 256):
-        await asyncio.gather(*(one(n) for n in range(start, min(count, start + 256))))
-    await publisher.close()
-
-
-async def remaining(topology: Topology) -> int:
-    connection = await aio_pika.connect(AMQP)
-    async with connection, connection.channel() as channel:
-        queue = await channel.declare_queue(topology.queue("deliver"), passive=True)
-        return int(queue.declaration_result.message_count or 0)
+        yield CallbackReceived(id=f"deliver{n:08d}", provider="tencent", domain=domain, kind="stream_begin",
+                               event_type=1, received_at=time.time(), event=event)  # fmt: skip
 
 
 def run(events: int, slow_delay: float, env: dict[str, str]) -> float:
     """Fast receivers' deliveries per second: time until every fast event is delivered (the queue only holds slow)."""
     topology = Topology(NAMESPACE)
-    asyncio.run(reset(topology))
+    asyncio.run(reset(AMQP, topology, {"deliver": (1.0, 60.0)}))
     sinks = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sinks.py"), str(SLOW), str(slow_delay),
                               *map(str, PORTS)])  # fmt: skip
     worker = None
     try:
         for port in PORTS:
             wait_port(port)
-        asyncio.run(queue_events(topology, events))
+        asyncio.run(publish(AMQP, topology, stream_begins(events)))
         slow_share = events // len(PORTS) if slow_delay else 0
         started = time.perf_counter()
         worker = subprocess.Popen([sys.executable, "-m", "framewatch", "worker", "deliver", "--port", "8106"],
                                   env=env, cwd=ROOT)  # fmt: skip
-        while asyncio.run(remaining(topology)) > slow_share:
+        while asyncio.run(depth(AMQP, topology.queue("deliver"))) > slow_share:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
     finally:
         for proc in [p for p in (worker, sinks) if p is not None]:
             proc.terminate()
             proc.wait(20)
-        asyncio.run(reset(topology))
+        asyncio.run(reset(AMQP, topology, {"deliver": (1.0, 60.0)}))
     return (events - slow_share) / elapsed
 
 

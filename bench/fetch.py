@@ -18,15 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-
-import aio_pika
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import ROOT, SHARED_BENCH, wait_port
+from _pipeline import depth, publish, reset
 
-from framewatch.broker.publisher import Publisher
-from framewatch.broker.topology import STAGES, Topology
+from framewatch.broker.topology import Topology
 from framewatch.schemas.messages import CallbackReceived
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -34,43 +33,18 @@ NAMESPACE = "fwbench-fetch"
 IMAGE_PORT = 8093
 
 
-async def reset(topology: Topology) -> None:
-    connection = await aio_pika.connect(AMQP)
-    async with connection, connection.channel() as channel:
-        for stage in STAGES:
-            await channel.queue_delete(topology.queue(stage))
-            await channel.queue_delete(topology.dead_queue(stage))
-
-
-async def queue_events(topology: Topology, count: int) -> None:
-    publisher = Publisher(AMQP, topology, timeout=10)
-    publisher.start()
-    await publisher.wait_declared()
+def screenshots(count: int) -> Iterator[CallbackReceived]:
     now = int(time.time())
-
-    async def one(n: int) -> None:
+    for n in range(count):
         event = {
             "app": "bench.app", "appname": "live", "event_type": 200, "stream_id": f"s{n % 50}",
             "channel_id": f"s{n % 50}", "create_time": now + n, "file_size": 72000, "width": 1280, "height": 720,
             "pic_url": f"/frame/{n}.jpg", "pic_full_url": f"http://127.0.0.1:{IMAGE_PORT}/frame/{n}.jpg",
         }  # fmt: skip
-        message = CallbackReceived(
+        yield CallbackReceived(
             id=f"bench{n:08d}", provider="tencent", domain="bench.app", kind="screenshot", event_type=200,
             received_at=time.time(), event=event,
         )  # fmt: skip
-        await publisher.publish(message.model_dump_json().encode(), message.routing_key, message_id=message.id,
-                                headers=message.headers())  # fmt: skip
-
-    for start in range(0, count, 256):
-        await asyncio.gather(*(one(n) for n in range(start, min(count, start + 256))))
-    await publisher.close()
-
-
-async def stored(topology: Topology) -> int:
-    connection = await aio_pika.connect(AMQP)
-    async with connection, connection.channel() as channel:
-        queue = await channel.declare_queue(topology.queue("moderate"), passive=True)
-        return int(queue.declaration_result.message_count or 0)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -96,12 +70,12 @@ def main() -> None:
     args = parser.parse_args()
     topology = Topology(NAMESPACE)
     work = Path(tempfile.mkdtemp(prefix="fwbench-fetch-"))
-    asyncio.run(reset(topology))
+    asyncio.run(reset(AMQP, topology))
     images = subprocess.Popen([sys.executable, str(ROOT / "bench" / "imageserver.py"), str(IMAGE_PORT)])
     workers: list[subprocess.Popen[bytes]] = []
     try:
         wait_port(IMAGE_PORT)
-        asyncio.run(queue_events(topology, args.events))
+        asyncio.run(publish(AMQP, topology, screenshots(args.events)))
         env = {
             **os.environ,
             "FRAMEWATCH_AMQP_URL": AMQP,
@@ -122,7 +96,7 @@ def main() -> None:
         done, first = 0, None
         while done < args.events:
             time.sleep(0.1)
-            done = asyncio.run(stored(topology))
+            done = asyncio.run(depth(AMQP, topology.queue("moderate")))
             if first is None and done:
                 first = (time.perf_counter(), done)
             if any(w.poll() is not None for w in workers):
@@ -135,7 +109,7 @@ def main() -> None:
         for proc in [*workers, images]:
             proc.terminate()
             proc.wait(20)
-        asyncio.run(reset(topology))
+        asyncio.run(reset(AMQP, topology))
         shutil.rmtree(work, ignore_errors=True)
     ceiling = reference_ceiling()
     print(f"{args.events} frames stored by {args.workers} worker process(es) in {elapsed:.1f} s, start-up included")
