@@ -69,27 +69,38 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_config_apply(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.config import apply
     from framewatch.config.errors import ConfigError
+
+    try:
+        print(asyncio.run(apply.apply_file(settings, Path(args.file), prune=args.prune)))
+    except ConfigError as exc:
+        print(f"framewatch config apply: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    from framewatch.admin import accounts
+    from framewatch.config.errors import ConfigError
     from framewatch.config.store import ConfigStore
 
-    async def run() -> str:
+    async def run() -> None:
         store = ConfigStore(settings.database_url.get_secret_value())
         try:
             await store.migrate()
-            report = await apply.apply(
-                store,
-                apply.load(Path(args.file)),
-                key_overlap=settings.key_rotation_overlap,
-                allow_private_urls=settings.deliver_allow_private,
-                prune=args.prune,
-            )
-            return str(report)
+            if args.accounts_command == "list":
+                for name, has_token in await accounts.list_accounts(store):
+                    print(f"{name}\t{'token' if has_token else 'no token'}")
+                return
+            token = await accounts.issue_token(store, args.name, replace=args.accounts_command == "rotate")
+            print(f"account {args.name}: new admin API token (shown once; store it now, only its hash is kept):")
+            print(token)
         finally:
             await store.close()
 
     try:
-        print(asyncio.run(run()))
+        asyncio.run(run())
     except ConfigError as exc:
-        print(f"framewatch config apply: {exc.code}: {exc.message}", file=sys.stderr)
+        print(f"framewatch accounts: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
     return 0
 
@@ -124,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "replay":
             sub.add_argument("ids", nargs="*", help="only these event ids (default: all)")
         sub.set_defaults(func=cmd_dlq)
+
+    accounts = commands.add_parser("accounts", help="admin API accounts and their bearer tokens")
+    accounts_commands = accounts.add_subparsers(dest="accounts_command", required=True, metavar="SUBCOMMAND")
+    for name, text in (
+        ("create", "create an account and print its token once, alone on the last line"),
+        ("rotate", "replace an account's token (the old one stops working) and print the new one"),
+        ("list", "account names, and whether each has a token"),
+    ):
+        sub = accounts_commands.add_parser(name, help=text)
+        if name != "list":
+            sub.add_argument("name", help="account name")
+        sub.set_defaults(func=cmd_accounts)
 
     config = commands.add_parser("config", help="manage configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

@@ -16,7 +16,6 @@ from aiohttp import web
 
 from framewatch.broker.topology import STAGES, Topology
 from framewatch.config import apply as config_apply
-from framewatch.config.store import ConfigStore
 from framewatch.ingest.app import create_app
 from framewatch.runtime.settings import Settings
 from framewatch.workers.service import Workers, build_stage
@@ -66,6 +65,7 @@ async def amqp(namespace: str) -> AsyncIterator[None]:
                 await channel.queue_delete(topology.retry_queue(stage, delay))
         await channel.exchange_delete(topology.events)
         await channel.exchange_delete(topology.dead_letters)
+        await channel.exchange_delete(topology.config_changes)
 
 
 @pytest.fixture
@@ -99,20 +99,12 @@ def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 async def apply_config(settings: Settings, toml: str, **kwargs: object) -> str:
-    store = ConfigStore(settings.database_url.get_secret_value())
+    """`framewatch config apply` in-process: applied, then announced to every running process."""
     path = Path(settings.database_url.get_secret_value().split("///", 1)[1]).with_name("config.toml")
     path.write_text(toml)
-    try:
-        await store.migrate()
-        report = await config_apply.apply(
-            store,
-            config_apply.load(path),
-            key_overlap=kwargs.get("key_overlap", settings.key_rotation_overlap),  # type: ignore[arg-type]
-            allow_private_urls=True,
-        )
-        return str(report)
-    finally:
-        await store.close()
+    if "key_overlap" in kwargs:
+        settings = settings.model_copy(update={"key_rotation_overlap": kwargs["key_overlap"]})
+    return str(await config_apply.apply_file(settings, path, allow_private_urls=True))
 
 
 def standard_config(key: str = KEY, allow_unsigned: bool = False, app_name: str = "") -> str:

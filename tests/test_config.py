@@ -106,7 +106,7 @@ async def test_prune_removes_what_the_file_omits(store, tmp_path) -> None:
         (("https://93.184.215.14/hooks/snapshot", "http://127.0.0.1:9000/x"), "InvalidNotifyUrl.Unsafe"),
         (("https://93.184.215.14/hooks/violations", "http://169.254.169.254/latest"), "InvalidNotifyUrl.Unsafe"),
         (("https://93.184.215.14/hooks/violations", "http://[::1]/x"), "InvalidNotifyUrl.Unsafe"),
-        (('template = "main"', 'template = "missing"'), "InvalidParameter.TemplateNotFound"),
+        (('template = "main"', 'template = "missing"'), "ResourceNotFound.TemplateNotFound"),
         (("Push.Example.com", "bad domain!"), "InvalidParameter"),
         (('account = "acme"', 'account = "acme"\nunknown_key = 1'), "InvalidParameter"),
     ],

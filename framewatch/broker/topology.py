@@ -42,6 +42,11 @@ class Topology:
     def dead_letters(self) -> str:
         return f"{self.namespace}.dead-letters"
 
+    @property
+    def config_changes(self) -> str:
+        """Fanout exchange: every process binds its own queue and reloads its config on each message."""
+        return f"{self.namespace}.config-changes"
+
     def queue(self, stage: str) -> str:
         return f"{self.namespace}.{stage}"
 

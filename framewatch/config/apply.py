@@ -12,10 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from framewatch.broker.topology import Topology
 from framewatch.config import tables as t
 from framewatch.config import validate
+from framewatch.config.changes import ChangeFeed
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import ConfigStore, rotated_key_values
+from framewatch.runtime.settings import Settings
 
 
 class TemplateSpec(BaseModel):
@@ -70,6 +73,28 @@ def load(path: Path) -> ConfigFile:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError("InvalidParameter", f"{path}: {where}: {first['msg']}") from None
+
+
+async def apply_file(
+    settings: Settings, path: Path, *, prune: bool = False, allow_private_urls: bool | None = None
+) -> Report:
+    """Migrate, apply and announce the change so every running process reloads at once."""
+    store = ConfigStore(settings.database_url.get_secret_value())
+    try:
+        await store.migrate()
+        report = await apply(
+            store,
+            load(path),
+            key_overlap=settings.key_rotation_overlap,
+            allow_private_urls=settings.deliver_allow_private if allow_private_urls is None else allow_private_urls,
+            prune=prune,
+        )
+        if report.changes:
+            feed = ChangeFeed(settings.amqp_url.get_secret_value(), Topology(settings.namespace))
+            await feed.announce(await store.revision())
+        return report
+    finally:
+        await store.close()
 
 
 async def check(spec: ConfigFile, allow_private_urls: bool) -> ConfigFile:
@@ -167,7 +192,7 @@ async def _rules(
     for rule in spec.rules:
         template_id = by_name.get(rule.template)
         if template_id is None:
-            raise ConfigError("InvalidParameter.TemplateNotFound", f"rule {rule.domain}: no template {rule.template!r}")
+            raise ConfigError("ResourceNotFound.TemplateNotFound", f"rule {rule.domain}: no template {rule.template!r}")
         current = existing.get(rule.domain)
         if current is None:
             await conn.execute(
@@ -196,8 +221,11 @@ async def _rules(
 async def _detect_notify(conn: AsyncConnection, account_id: int, spec: ConfigFile, report: Report, prune: bool) -> None:
     now = int(time.time())
     existing = {row.domain: row for row in await conn.execute(select(t.detect_notify))}
+    owners = {row.domain: row.account_id for row in await conn.execute(select(t.rules))}
     for item in spec.detect_notify:
         current = existing.get(item.domain)
+        if owners.get(item.domain, account_id) != account_id:
+            raise ConfigError("InvalidDomain.NotFound", f"detect_notify {item.domain}: the domain is another account's")
         if current is None:
             await conn.execute(
                 insert(t.detect_notify).values(

@@ -7,19 +7,26 @@ import contextlib
 
 import structlog
 
+from framewatch.broker.topology import Topology
+from framewatch.config.changes import ChangeFeed
 from framewatch.config.snapshot import Snapshot
 from framewatch.config.store import ConfigStore
 from framewatch.runtime import metrics
+from framewatch.runtime.settings import Settings
 
 log = structlog.get_logger("framewatch.config")
 
 
 class LiveConfig:
-    """Hot paths read `.snapshot` (a dict lookup, never I/O). `poke()` reloads now; a poll is the backstop."""
+    """Hot paths read `.snapshot` (a dict lookup, never I/O).
 
-    def __init__(self, store: ConfigStore, poll_interval: float) -> None:
+    `poke()` reloads now; the change feed pokes every process on every change; a poll is the backstop.
+    """
+
+    def __init__(self, store: ConfigStore, poll_interval: float, feed: ChangeFeed | None = None) -> None:
         self.store = store
         self.poll_interval = poll_interval
+        self.feed = feed
         self.snapshot = Snapshot(revision=0)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -27,6 +34,8 @@ class LiveConfig:
     async def start(self) -> None:
         await self.reload()
         self._task = asyncio.create_task(self._watch(), name="config-watch")
+        if self.feed:
+            self.feed.listen(self.poke)
 
     def poke(self) -> None:
         self._wake.set()
@@ -50,8 +59,22 @@ class LiveConfig:
                 metrics.CONFIG_RELOAD_FAILURES.inc()
                 log.warning("config_reload_failed", error=str(exc))
 
+    async def changed(self, revision: int) -> None:
+        """This process changed the config: serve it here now and tell every other process."""
+        self.poke()
+        if self.feed:
+            await self.feed.announce(revision)
+
     async def close(self) -> None:
+        if self.feed:
+            await self.feed.close()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def live_config(settings: Settings) -> LiveConfig:
+    """The config a process serves, reloaded on every announced change and polled as a backstop."""
+    feed = ChangeFeed(settings.amqp_url.get_secret_value(), Topology(settings.namespace))
+    return LiveConfig(ConfigStore(settings.database_url.get_secret_value()), settings.config_reload_interval, feed)

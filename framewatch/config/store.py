@@ -87,7 +87,12 @@ class ConfigStore:
                 row.domain: Binding(row.domain, row.app_name, templates[row.template_id])
                 for row in await conn.execute(select(t.rules))
             }
-            notify = {row.domain: row.notify_url for row in await conn.execute(select(t.detect_notify))}
+            # Only where the same account binds the domain: a config cannot receive another account's violations.
+            notify = {
+                row.domain: row.notify_url
+                for row in await conn.execute(select(t.detect_notify))
+                if row.domain in bindings and bindings[row.domain].template.account_id == row.account_id
+            }
         return Snapshot(revision, bindings, notify)
 
     async def ensure_account(self, conn: AsyncConnection, name: str) -> int:

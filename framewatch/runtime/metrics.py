@@ -19,6 +19,7 @@ DEDUPE_ERRORS = Counter(
 )
 CONFIG_REVISION = Gauge("framewatch_config_revision", "Config revision this process serves.")
 CONFIG_RELOAD_FAILURES = Counter("framewatch_config_reload_failures_total", "Failed config reloads.")
+ADMIN_CALLS = Counter("framewatch_admin_calls_total", "Admin API calls by action and result code.", ["action", "code"])
 BROKER_CONNECTED = Gauge("framewatch_broker_connected", "1 while the broker connection is open.")
 
 STAGE_MESSAGES = Counter(

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # Longer than CSS's retry span (10-12 minutes), so its retries collapse into one event.
     dedupe_window: int = 15 * 60
     # Backstop for config changes that were not announced (a hand-edited database, say).
-    config_reload_interval: float = Field(1.0, gt=0)
+    config_reload_interval: float = Field(15.0, gt=0)
     # Graceful drain: how long SIGTERM waits for in-flight callbacks.
     shutdown_timeout: float = 15.0
 

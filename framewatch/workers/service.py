@@ -32,12 +32,10 @@ def build_stage(name: str, settings: Settings) -> Stage:
 
         return ModerateStage(settings, backend_factory.create(settings, blob_factory.create(settings)))
     if name == "deliver":
-        from framewatch.config.live import LiveConfig
-        from framewatch.config.store import ConfigStore
+        from framewatch.config.live import live_config
         from framewatch.workers.deliver.stage import DeliverStage
 
-        store = ConfigStore(settings.database_url.get_secret_value())
-        return DeliverStage(settings, LiveConfig(store, settings.config_reload_interval))
+        return DeliverStage(settings, live_config(settings))
     raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)} or all")
 
 

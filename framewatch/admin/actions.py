@@ -1,0 +1,309 @@
+"""The seeds' actions (SPEC.md §6): Tencent's callback templates and rules, Alibaba's detect notify configs.
+
+Each action returns its response fields (the API adds RequestId) or raises ConfigError with the provider's code.
+An account sees only its own templates, rules and configs: another account's look exactly like missing ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from framewatch.admin.context import Context
+from framewatch.config import tables as t
+from framewatch.config import validate
+from framewatch.config.errors import ConfigError
+from framewatch.config.store import rotated_key_values
+
+Handler = Callable[[Context], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    handler: Handler
+    params: tuple[str, ...]
+    rate: int  # calls per second per account, as the provider documents for this action
+    throttle_code: str
+
+
+ACTIONS: dict[str, Action] = {}
+
+# The template's URL parameters and their columns.
+URL_PARAMS = {
+    "StreamBeginNotifyUrl": "stream_begin_notify_url",
+    "StreamEndNotifyUrl": "stream_end_notify_url",
+    "RecordNotifyUrl": "record_notify_url",
+    "SnapshotNotifyUrl": "snapshot_notify_url",
+    "PornCensorshipNotifyUrl": "porn_censorship_notify_url",
+    "PushExceptionNotifyUrl": "push_exception_notify_url",
+}
+TEMPLATE_PARAMS = ("TemplateName", "Description", "CallbackKey", "AllowUnsigned", *URL_PARAMS)
+# Documented limits: Tencent 200/s for changes and 500/s for reads; Alibaba's detect notify actions 30/s.
+TENCENT_WRITE = (200, "RequestLimitExceeded")
+TENCENT_READ = (500, "RequestLimitExceeded")
+ALIBABA = (30, "Throttling.User")
+
+
+def action(name: str, params: tuple[str, ...], limit: tuple[int, str]) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        ACTIONS[name] = Action(name, handler, params, *limit)
+        return handler
+
+    return register
+
+
+def _time(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _template_not_found(template_id: int) -> ConfigError:
+    return ConfigError("ResourceNotFound.TemplateNotFound", f"Template {template_id} does not exist.", 404)
+
+
+async def _own_template(ctx: Context, conn: AsyncConnection, template_id: int) -> Any:
+    query = select(t.templates).where(t.templates.c.id == template_id, t.templates.c.account_id == ctx.account_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise _template_not_found(template_id)
+    return row
+
+
+async def _template_values(ctx: Context) -> dict[str, Any]:
+    """Column values for the template parameters given; an empty URL clears it."""
+    p = ctx.params
+    values: dict[str, Any] = {}
+    if (name := p.optional("TemplateName")) is not None:
+        if not 1 <= len(name) <= 255:
+            raise ConfigError("InvalidParameter", "TemplateName must be 1 to 255 characters.")
+        values["name"] = name
+    if (description := p.optional("Description")) is not None:
+        if len(description) > 1024:
+            raise ConfigError("InvalidParameter", "Description must be at most 1024 characters.")
+        values["description"] = description
+    if (key := p.optional("CallbackKey")) is not None:
+        values["callback_key"] = validate.callback_key(key)
+    if (allow_unsigned := p.boolean("AllowUnsigned")) is not None:
+        values["allow_unsigned"] = allow_unsigned
+    for param, column in URL_PARAMS.items():
+        if (url := p.optional(param)) is not None:
+            values[column] = await validate.notify_url(url, ctx.allow_private_urls) if url else None
+    return values
+
+
+def _template_info(row: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "TemplateId": row.id,
+        "TemplateName": row.name,
+        "Description": row.description,
+        "CallbackKey": row.callback_key,
+        "AllowUnsigned": bool(row.allow_unsigned),
+    }
+    info.update({param: getattr(row, column) or "" for param, column in URL_PARAMS.items()})
+    info["CreateTime"], info["UpdateTime"] = _time(row.created_at), _time(row.updated_at)
+    return info
+
+
+@action("CreateLiveCallbackTemplate", TEMPLATE_PARAMS, TENCENT_WRITE)
+async def create_template(ctx: Context) -> dict[str, Any]:
+    ctx.params.required("TemplateName")
+    ctx.params.required("CallbackKey")  # callbacks without a key could not be verified
+    values = await _template_values(ctx)
+    now = int(time.time())
+    async with ctx.change() as conn:
+        count = select(func.count()).select_from(t.templates).where(t.templates.c.account_id == ctx.account_id)
+        if int(await conn.scalar(count) or 0) >= validate.MAX_TEMPLATES:
+            raise ConfigError("LimitExceeded", f"At most {validate.MAX_TEMPLATES} templates per account.")
+        await _refuse_taken_name(ctx, conn, values["name"])
+        result = await conn.execute(
+            insert(t.templates).values(**values, account_id=ctx.account_id, created_at=now, updated_at=now)
+        )
+    return {"TemplateId": int(result.inserted_primary_key[0])}
+
+
+async def _refuse_taken_name(ctx: Context, conn: AsyncConnection, name: str, but: int | None = None) -> None:
+    query = select(t.templates.c.id).where(t.templates.c.account_id == ctx.account_id, t.templates.c.name == name)
+    found = await conn.scalar(query)
+    if found is not None and found != but:
+        raise ConfigError("InvalidParameter.TemplateNameExists", f"A template named {name!r} already exists.")
+
+
+@action("DescribeLiveCallbackTemplates", (), TENCENT_READ)
+async def describe_templates(ctx: Context) -> dict[str, Any]:
+    async with ctx.read() as conn:
+        query = select(t.templates).where(t.templates.c.account_id == ctx.account_id).order_by(t.templates.c.id)
+        return {"Templates": [_template_info(row) for row in await conn.execute(query)]}
+
+
+@action("DescribeLiveCallbackTemplate", ("TemplateId",), TENCENT_READ)
+async def describe_template(ctx: Context) -> dict[str, Any]:
+    template_id = ctx.params.integer("TemplateId")
+    async with ctx.read() as conn:
+        return {"Template": _template_info(await _own_template(ctx, conn, template_id))}
+
+
+@action("ModifyLiveCallbackTemplate", ("TemplateId", *TEMPLATE_PARAMS), TENCENT_WRITE)
+async def modify_template(ctx: Context) -> dict[str, Any]:
+    template_id = ctx.params.integer("TemplateId")
+    values = await _template_values(ctx)
+    async with ctx.change() as conn:
+        current = await _own_template(ctx, conn, template_id)
+        if "name" in values:
+            await _refuse_taken_name(ctx, conn, values["name"], but=template_id)
+        if "callback_key" in values:  # the previous key stays valid for the overlap: senders switch gradually
+            values.update(rotated_key_values(current, values.pop("callback_key"), ctx.key_overlap))
+        values["updated_at"] = int(time.time())
+        await conn.execute(update(t.templates).where(t.templates.c.id == template_id).values(**values))
+    return {}
+
+
+@action("DeleteLiveCallbackTemplate", ("TemplateId",), TENCENT_WRITE)
+async def delete_template(ctx: Context) -> dict[str, Any]:
+    template_id = ctx.params.integer("TemplateId")
+    async with ctx.change() as conn:
+        await _own_template(ctx, conn, template_id)
+        bound = await conn.scalar(select(t.rules.c.domain).where(t.rules.c.template_id == template_id).limit(1))
+        if bound is not None:
+            raise ConfigError("FailedOperation.ConfInUsed", f"The template is bound to {bound}; delete the rule first.")
+        await conn.execute(delete(t.templates).where(t.templates.c.id == template_id))
+    return {}
+
+
+@action("CreateLiveCallbackRule", ("DomainName", "AppName", "TemplateId"), TENCENT_WRITE)
+async def create_rule(ctx: Context) -> dict[str, Any]:
+    domain = validate.domain(ctx.params.required("DomainName"))
+    app_name = ctx.params.optional("AppName") or ""  # empty: every stream of the domain
+    template_id = ctx.params.integer("TemplateId")
+    try:
+        async with ctx.change() as conn:
+            await _own_template(ctx, conn, template_id)
+            await _refuse_bound(conn, domain)
+            await conn.execute(
+                insert(t.rules).values(
+                    account_id=ctx.account_id,
+                    domain=domain,
+                    app_name=app_name,
+                    template_id=template_id,
+                    created_at=int(time.time()),
+                )
+            )
+    except IntegrityError:  # bound by a concurrent call of another account between the check and the insert
+        raise _already_bound(domain) from None
+    return {}
+
+
+def _already_bound(domain: str) -> ConfigError:
+    return ConfigError(
+        "InvalidParameter.DomainAlreadyBound",
+        f"{domain} is already bound to a callback template; one domain, one template.",
+    )
+
+
+async def _refuse_bound(conn: AsyncConnection, domain: str) -> None:
+    if await conn.scalar(select(t.rules.c.id).where(t.rules.c.domain == domain)) is not None:
+        raise _already_bound(domain)
+
+
+@action("DescribeLiveCallbackRules", (), TENCENT_READ)
+async def describe_rules(ctx: Context) -> dict[str, Any]:
+    async with ctx.read() as conn:
+        query = select(t.rules).where(t.rules.c.account_id == ctx.account_id).order_by(t.rules.c.domain)
+        rules = [
+            {
+                "DomainName": row.domain,
+                "AppName": row.app_name,
+                "TemplateId": row.template_id,
+                "CreateTime": _time(row.created_at),
+            }
+            for row in await conn.execute(query)
+        ]
+    return {"Rules": rules}
+
+
+@action("DeleteLiveCallbackRule", ("DomainName", "AppName"), TENCENT_WRITE)
+async def delete_rule(ctx: Context) -> dict[str, Any]:
+    domain = validate.domain(ctx.params.required("DomainName"))
+    app_name = ctx.params.optional("AppName")
+    async with ctx.change() as conn:
+        query = select(t.rules).where(t.rules.c.domain == domain, t.rules.c.account_id == ctx.account_id)
+        row = (await conn.execute(query)).first()
+        if row is None or (app_name is not None and app_name != row.app_name):
+            raise ConfigError("ResourceNotFound.RuleNotFound", f"No callback rule for {domain}.", 404)
+        await conn.execute(delete(t.rules).where(t.rules.c.id == row.id))
+    return {}
+
+
+def _config_not_found(domain: str) -> ConfigError:
+    return ConfigError("InvalidConfig.NotFound", f"Config does not exist for {domain}.", 404)
+
+
+async def _own_notify_config(ctx: Context, conn: AsyncConnection, domain: str) -> Any:
+    query = select(t.detect_notify).where(
+        t.detect_notify.c.domain == domain, t.detect_notify.c.account_id == ctx.account_id
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise _config_not_found(domain)
+    return row
+
+
+@action("AddLiveDetectNotifyConfig", ("DomainName", "NotifyUrl"), ALIBABA)
+async def add_notify_config(ctx: Context) -> dict[str, Any]:
+    domain = validate.domain(ctx.params.required("DomainName"))
+    url = await validate.notify_url(ctx.params.required("NotifyUrl"), ctx.allow_private_urls)
+    now = int(time.time())
+    try:
+        async with ctx.change() as conn:
+            owner = await conn.scalar(select(t.rules.c.account_id).where(t.rules.c.domain == domain))
+            if owner is not None and owner != ctx.account_id:  # another account's domain: its violations are not ours
+                raise ConfigError(
+                    "InvalidDomain.NotFound", f"The domain {domain} does not belong to this account.", 404
+                )
+            if await conn.scalar(select(t.detect_notify.c.id).where(t.detect_notify.c.domain == domain)) is not None:
+                raise ConfigError("ConfigAlreadyExists", "Config has already exist.")
+            await conn.execute(
+                insert(t.detect_notify).values(
+                    account_id=ctx.account_id, domain=domain, notify_url=url, created_at=now, updated_at=now
+                )
+            )
+    except IntegrityError:
+        raise ConfigError("ConfigAlreadyExists", "Config has already exist.") from None
+    return {}
+
+
+@action("DescribeLiveDetectNotifyConfig", ("DomainName",), ALIBABA)
+async def describe_notify_config(ctx: Context) -> dict[str, Any]:
+    domain = validate.domain(ctx.params.required("DomainName"))
+    async with ctx.read() as conn:
+        row = await _own_notify_config(ctx, conn, domain)
+    return {"LiveDetectNotifyConfig": {"DomainName": row.domain, "NotifyUrl": row.notify_url}}
+
+
+@action("UpdateLiveDetectNotifyConfig", ("DomainName", "NotifyUrl"), ALIBABA)
+async def update_notify_config(ctx: Context) -> dict[str, Any]:
+    domain = validate.domain(ctx.params.required("DomainName"))
+    url = await validate.notify_url(ctx.params.required("NotifyUrl"), ctx.allow_private_urls)
+    async with ctx.change() as conn:
+        row = await _own_notify_config(ctx, conn, domain)
+        await conn.execute(
+            update(t.detect_notify)
+            .where(t.detect_notify.c.id == row.id)
+            .values(notify_url=url, updated_at=int(time.time()))
+        )
+    return {}
+
+
+@action("DeleteLiveDetectNotifyConfig", ("DomainName",), ALIBABA)
+async def delete_notify_config(ctx: Context) -> dict[str, Any]:
+    domain = validate.domain(ctx.params.required("DomainName"))
+    async with ctx.change() as conn:
+        row = await _own_notify_config(ctx, conn, domain)
+        await conn.execute(delete(t.detect_notify).where(t.detect_notify.c.id == row.id))
+    return {}

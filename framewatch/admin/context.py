@@ -1,0 +1,40 @@
+"""What an action runs with: the store, the calling account, its parameters, and a transaction that audits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from framewatch.admin.params import Params
+from framewatch.config import tables as t
+from framewatch.config.store import ConfigStore
+
+
+@dataclass
+class Context:
+    store: ConfigStore
+    account_id: int
+    action: str
+    params: Params
+    allow_private_urls: bool
+    key_overlap: int
+    revision: int | None = None  # set once a change has committed: the API then announces it
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.store.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def change(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction, audited, serialized per account (counts and checks cannot race)."""
+        async with self.store.engine.begin() as conn:
+            # Write first: a row lock on PostgreSQL, the database write lock on SQLite, held to commit.
+            await conn.execute(update(t.accounts).where(t.accounts.c.id == self.account_id).values(id=t.accounts.c.id))
+            yield conn
+            await self.store.record_change(conn, self.account_id, self.action, self.params.loggable())
+        self.revision = await self.store.revision()

@@ -1,0 +1,70 @@
+"""An action's request parameters: the seeds' names, from the query string or a form body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from framewatch.config.errors import ConfigError
+
+# Parameters every call may carry (the providers' SDKs send them); framewatch reads Action and Format only.
+COMMON = frozenset(
+    {
+        "Action",
+        "Format",
+        "Version",
+        "Region",
+        "RegionId",
+        "Timestamp",
+        "Nonce",
+        "SignatureNonce",
+        "SignatureMethod",
+        "SignatureVersion",
+        "AccessKeyId",
+        "Language",
+    }
+)
+SECRET = frozenset({"CallbackKey"})
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+class Params:
+    def __init__(self, values: Mapping[str, str], allowed: Iterable[str]) -> None:
+        unknown = sorted(set(values) - COMMON - set(allowed))
+        if unknown:
+            # A misspelt optional parameter must not be ignored silently: the caller thinks it changed something.
+            raise ConfigError("UnknownParameter", f"The parameter {unknown[0]} is not recognized by this action.")
+        self.values = {k: v for k, v in values.items() if k not in COMMON}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.values
+
+    def required(self, name: str) -> str:
+        value = self.values.get(name, "").strip()
+        if not value:
+            raise ConfigError("MissingParameter", f"The input parameter {name} that is mandatory is not supplied.")
+        return value
+
+    def optional(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return None if value is None else value.strip()
+
+    def integer(self, name: str) -> int:
+        value = self.required(name)
+        if not value.isdigit() or len(value) > 18:
+            raise ConfigError("InvalidParameter", f"{name} must be a positive integer.")
+        return int(value)
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise ConfigError("InvalidParameter", f"{name} must be true or false.")
+
+    def loggable(self) -> dict[str, Any]:
+        """For the audit log: every parameter, secrets replaced by a marker saying they were set."""
+        return {k: ("(set)" if k in SECRET else v) for k, v in self.values.items()}
