@@ -46,6 +46,29 @@ def services_are_up() -> None:
         pytest.fail(f"a required service is down (RabbitMQ, Redis, PostgreSQL): {exc!r}", pytrace=False)
 
 
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards; yields its SQLAlchemy URL."""
+    name = f"fwtest_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_URL.replace("postgresql://", "postgres://"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The config store's URL: each test using it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/config.db"
+        return
+    async with postgres_database() as url:
+        yield url
+
+
 @pytest.fixture
 def namespace() -> str:
     return f"fwtest-{uuid.uuid4().hex[:10]}"

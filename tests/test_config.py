@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from framewatch.config import apply as config_apply
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import ConfigStore
-from tests.helpers import POSTGRES_URL
 
 CONFIG = """
 account = "acme"
@@ -34,21 +31,11 @@ notify_url = "https://93.184.215.14/hooks/violations"
 """
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request, tmp_path: Path):
-    if request.param == "sqlite":
-        store = ConfigStore(f"sqlite+aiosqlite:///{tmp_path}/c.db")
-        yield store
-        await store.close()
-        return
-    name = f"fwtest_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_URL.replace("postgresql://", "postgres://"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    store = ConfigStore(POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}")
+@pytest.fixture
+async def store(database_url: str):
+    store = ConfigStore(database_url)
     yield store
     await store.close()
-    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def apply_text(store: ConfigStore, tmp_path: Path, text: str, **kwargs) -> str:

@@ -60,8 +60,11 @@ class LiveConfig:
                 log.warning("config_reload_failed", error=str(exc))
 
     async def changed(self, revision: int) -> None:
-        """This process changed the config: serve it here now and tell every other process."""
-        self.poke()
+        """This process changed the config: serve it here before answering, and tell every other process."""
+        try:
+            await self.reload()
+        except Exception:  # committed all the same: the watch loop retries
+            self.poke()
         if self.feed:
             await self.feed.announce(revision)
 
