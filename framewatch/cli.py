@@ -105,6 +105,53 @@ def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
+    from framewatch.simulate.provider import Options
+    from framewatch.simulate.run import Plan, Simulation, failed
+
+    width, _, height = args.frame_size.partition("x")
+    outage = None
+    if args.sink_outage:
+        start, _, length = args.sink_outage.partition(":")
+        outage = (float(start), float(start) + float(length))
+    options = Options(
+        ingress=args.ingress,
+        domain=args.domain,
+        key=args.key,
+        image_base_url=args.image_url or "",
+        width=int(width),
+        height=int(height),
+        retry_scale=args.retry_scale,
+    )
+    plan = Plan(
+        streams=args.streams,
+        interval=args.interval,
+        duration=args.duration,
+        moderation_every=args.moderation_every,
+        drain_timeout=args.drain_timeout,
+        image_host=args.image_host,
+        image_port=args.image_port,
+        sink_host=args.sink_host,
+        sink_port=args.sink_port,
+        sink_outage=outage,
+        progress=not args.quiet,
+    )
+    from framewatch.runtime.serve import new_event_loop
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop: the simulator must not be the bottleneck
+        report = runner.run(Simulation(options, plan).run())
+    if not args.quiet:
+        print(file=sys.stderr)
+    if args.json:
+        print(orjson.dumps(report).decode())
+    else:
+        for name, value in report.items():
+            print(f"{name:>36}: {value}")
+    return 1 if failed(report) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framewatch", description=__doc__)
     parser.add_argument("--version", action="version", version=f"framewatch {__version__}")
@@ -147,6 +194,36 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "list":
             sub.add_argument("name", help="account name")
         sub.set_defaults(func=cmd_accounts)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="play the provider (screenshots, signed callbacks, retries) and the platform (a verifying sink)",
+        description="N streams, a screenshot every S seconds each, served from our own image server and announced "
+        "by signed callbacks with the provider's retry policy; stream begin/end and provider moderation events "
+        "mixed in. With --sink-port, also the platform's URLs: counts deliveries, duplicates and latency. "
+        "Exits 1 when anything accepted was not delivered, or the provider gave up on a callback.",
+    )
+    sim.add_argument("--ingress", default="http://127.0.0.1:8080", help="framewatch's base URL")
+    sim.add_argument("--domain", default="demo.live", help="push domain the callbacks are for")
+    sim.add_argument(
+        "--key", default="demoKey123", help="the domain's template key (signs callbacks, checks deliveries)"
+    )
+    sim.add_argument("--streams", type=int, default=10, help="concurrent streams")
+    sim.add_argument("--interval", type=float, default=2.0, help="seconds between a stream's screenshots")
+    sim.add_argument("--duration", type=float, default=30.0, help="seconds of streaming")
+    sim.add_argument("--sink-port", type=int, help="serve the platform's receiving URLs on this port")
+    sim.add_argument("--sink-host", default="127.0.0.1", help="listen address of the sink")
+    sim.add_argument("--sink-outage", metavar="START:SECONDS", help="the sink answers 503 for SECONDS from START")
+    sim.add_argument("--image-host", default="127.0.0.1", help="listen address of the image server")
+    sim.add_argument("--image-port", type=int, default=0, help="image server port (default: any free one)")
+    sim.add_argument("--image-url", help="base URL the workers download screenshots from (default: the server)")
+    sim.add_argument("--frame-size", default="640x360", help="screenshot size, WIDTHxHEIGHT")
+    sim.add_argument("--moderation-every", type=int, default=20, help="every Nth screenshot also gets a 317 event")
+    sim.add_argument("--retry-scale", type=float, default=0.05, help="provider retry timing factor (1 = real)")
+    sim.add_argument("--drain-timeout", type=float, default=60.0, help="give up waiting after this long idle")
+    sim.add_argument("--json", action="store_true", help="print the final report as one JSON object")
+    sim.add_argument("--quiet", action="store_true", help="no progress line")
+    sim.set_defaults(func=cmd_simulate)
 
     config = commands.add_parser("config", help="manage configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
