@@ -14,11 +14,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from framewatch.blobs.base import Blob, BlobStore
-from framewatch.broker.topology import FRAME_STORED
+from framewatch.broker.topology import FRAME_STORED, MODERATED
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import CallbackReceived, FrameStored, StoredImage
+from framewatch.schemas.messages import CallbackReceived, FrameModerated, FrameStored, StoredImage
 from framewatch.schemas.tencent import ScreenshotEvent
 from framewatch.workers.failures import Permanent, Transient
 from framewatch.workers.fetch import images
@@ -50,6 +50,8 @@ class FetchStage(Stage):
         self.settings = settings
         self.blobs = blobs
         self.boxes = settings.thumbnail_boxes()
+        # Only the operator's explicit choice: the default picks the local model when it is installed.
+        self.unmoderated = settings.moderation_backend == "none"
         self.client = GuardedClient(
             allow_private=settings.fetch_allow_private,
             allowed_hosts=settings.fetch_allowed_hosts,
@@ -136,6 +138,17 @@ class FetchStage(Stage):
             callback=callback,
         )
         log.debug("frame_stored", key=original_key)
+        if self.unmoderated:  # moderation switched off: one hop less, the frame goes straight to delivery
+            moderated = FrameModerated(id=stored.id, domain=stored.domain, frame=stored, verdict=None)
+            return [
+                Output(
+                    MODERATED,
+                    moderated.model_dump_json().encode(),
+                    message_id=moderated.id,
+                    message_type="moderated",
+                    headers={"domain": moderated.domain},
+                )
+            ]
         return [
             Output(
                 FRAME_STORED,

@@ -1,0 +1,160 @@
+"""`framewatch simulate` against a running pipeline (separate processes, real broker): its report, its exit status,
+and the faults it proves the pipeline survives: a refused domain, the platform down, a stage killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import apply_config
+from tests.helpers import KEY, IngressProcess, WorkerProcess, free_port
+
+
+class RunProcess(IngressProcess):
+    """`framewatch run`: the ingress and every stage in one process."""
+
+    command = ("run",)
+
+
+@dataclass
+class Simulator:
+    ingress: str
+    sink_port: int
+
+    async def run(self, *args: str, domain: str = "test.app", key: str = KEY) -> tuple[int, dict[str, Any]]:
+        """Runs to the end; (exit status, the --json report)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "framewatch", "simulate", "--ingress", self.ingress, "--domain", domain, "--key", key),
+            *("--sink-port", str(self.sink_port), "--json", "--quiet", *args),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "FRAMEWATCH_LOG_LEVEL": "warning"},
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+        assert out, err.decode()
+        return int(proc.returncode or 0), orjson.loads(out.splitlines()[-1])
+
+
+def config(sink_port: int) -> str:
+    url = f"http://127.0.0.1:{sink_port}/hooks"
+    return f"""
+account = "default"
+[[templates]]
+name = "main"
+callback_key = "{KEY}"
+snapshot_notify_url = "{url}/snapshot"
+porn_censorship_notify_url = "{url}/moderation"
+stream_begin_notify_url = "{url}/stream"
+stream_end_notify_url = "{url}/stream"
+[[rules]]
+domain = "test.app"
+template = "main"
+[[detect_notify]]
+domain = "test.app"
+notify_url = "{url}/violations"
+"""
+
+
+@pytest.fixture
+def fleet_env(worker_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **worker_env,
+        "FRAMEWATCH_MODERATION_BACKEND": "none",
+        "FRAMEWATCH_DELIVER_INTERVAL": "0.5",
+        "FRAMEWATCH_DELIVER_SCREENSHOT_INTERVAL": "0.5",
+        "FRAMEWATCH_DELIVER_TRIES": "40",
+        "FRAMEWATCH_DELIVER_SCREENSHOT_TRIES": "40",
+    }
+
+
+@pytest.fixture
+async def simulator(settings, amqp: None) -> AsyncIterator[Simulator]:
+    sink_port = free_port()
+    await apply_config(settings, config(sink_port))
+    yield Simulator("", sink_port)
+
+
+async def test_every_accepted_event_is_delivered_once(fleet_env, simulator: Simulator) -> None:
+    pipeline = RunProcess(fleet_env)
+    try:
+        await pipeline.wait_ready()
+        simulator.ingress = pipeline.url
+        status, report = await simulator.run(
+            "--streams", "8", "--interval", "0.5", "--duration", "4", "--moderation-every", "3"
+        )
+    finally:
+        pipeline.terminate()
+    assert status == 0, report
+    # 8 streams x 8 screenshots, a begin and an end each, and a provider moderation event per 3 screenshots.
+    assert (report["screenshots"], report["sent"]) == (64, 64 + 16 + 16)
+    assert report["accepted"] == report["sent"] == report["delivered"]
+    assert report["images_served"] == 64
+    assert (report["lost"], report["gave_up"], report["bad_signatures"], report["duplicates"]) == (0, 0, 0, 0)
+    assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+
+
+async def test_refused_callbacks_are_retried_then_reported(fleet_env, simulator: Simulator) -> None:
+    pipeline = RunProcess(fleet_env)
+    try:
+        await pipeline.wait_ready()
+        simulator.ingress = pipeline.url
+        status, report = await simulator.run(
+            *("--streams", "2", "--interval", "1", "--duration", "1", "--retry-scale", "0.001"),
+            domain="unbound.example.com",
+        )
+    finally:
+        pipeline.terminate()
+    assert status == 1
+    assert report["accepted"] == 0 and report["gave_up"] == report["sent"] == 6
+    # The provider's policy: a screenshot is tried 6 times, every other event 13 times.
+    assert report["refused"] == {"DomainNotBound": 2 * 6 + 4 * 13}
+
+
+async def test_the_platform_down_delays_but_loses_nothing(fleet_env, simulator: Simulator) -> None:
+    pipeline = RunProcess(fleet_env)
+    try:
+        await pipeline.wait_ready()
+        simulator.ingress = pipeline.url
+        status, report = await simulator.run(
+            "--streams", "4", "--interval", "0.5", "--duration", "3", "--sink-outage", "0:5"
+        )
+    finally:
+        pipeline.terminate()
+    assert status == 0, report
+    assert report["refused_by_platform_outage"] > 0
+    assert report["delivered"] == report["sent"] and report["lost"] == 0
+    assert report["p50_ms"] > 2000  # held back by the outage, delivered after it
+
+
+@pytest.mark.parametrize("stage", ["fetch", "deliver"])
+async def test_a_stage_killed_mid_run_loses_nothing(fleet_env, simulator: Simulator, stage: str) -> None:
+    """SIGKILL one stage's process under load, start it again: every event arrives, repeats keep their webhook-id."""
+    others = [s for s in ("fetch", "moderate", "deliver") if s != stage]
+    ingress = IngressProcess(fleet_env)
+    workers = [WorkerProcess(fleet_env, *others)]
+    victim = WorkerProcess(fleet_env, stage)
+    try:
+        await asyncio.gather(ingress.wait_ready(), workers[0].wait_ready(), victim.wait_ready())
+        simulator.ingress = ingress.url
+        run = asyncio.create_task(
+            simulator.run("--streams", "20", "--interval", "0.5", "--duration", "6", "--drain-timeout", "20")
+        )
+        await asyncio.sleep(3)
+        victim.kill()
+        await asyncio.sleep(1)
+        victim = WorkerProcess(fleet_env, stage)
+        status, report = await run
+    finally:
+        for process in (ingress, *workers, victim):
+            process.terminate()
+    assert status == 0, report
+    assert report["delivered"] == report["sent"] == report["accepted"] and report["lost"] == 0
+    assert report["duplicates_with_another_webhook_id"] == 0
