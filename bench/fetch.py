@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import ROOT, SHARED_BENCH, wait_port
+from _harness import ROOT, SHARED_BENCH, peak_rss_mb, wait_port
 from _pipeline import depth, publish, reset
 
 from framewatch.broker.topology import Topology
@@ -45,13 +45,6 @@ def screenshots(count: int) -> Iterator[CallbackReceived]:
             id=f"bench{n:08d}", provider="tencent", domain="bench.app", kind="screenshot", event_type=200,
             received_at=time.time(), event=event,
         )  # fmt: skip
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def reference_ceiling() -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 import time
 from collections import Counter
@@ -147,12 +148,12 @@ class Simulation:
             "p99_ms": None,
             "throughput_per_s": None,
             "duration_s": round(time.monotonic() - self.started, 3) if self.started else 0.0,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
         if self.platform is None:
             return report
         arrived = self.platform.first_delivery
         latencies = [(arrived[e.key] - e.first_sent) * 1000 for e in events if e.key in arrived]
-        last = max((arrived[e.key] for e in events if e.key in arrived), default=self.started)
         delivered = len(latencies)
         report.update(
             delivered=delivered,
@@ -167,9 +168,18 @@ class Simulation:
             p50_ms=_round(percentile(latencies, 0.50)),
             p95_ms=_round(percentile(latencies, 0.95)),
             p99_ms=_round(percentile(latencies, 0.99)),
-            throughput_per_s=round(delivered / (last - self.started), 1) if last > self.started else 0.0,
+            throughput_per_s=_rate([arrived[e.key] for e in events if e.key in arrived], self.started),
+            screenshots_per_s=_rate(
+                [arrived[e.key] for e in events if e.screenshot and e.key in arrived], self.started
+            ),
         )
         return report
+
+
+def _rate(arrivals: list[float], started: float) -> float:
+    """Deliveries per second from the start to the last one: what the pipeline sustained end to end."""
+    last = max(arrivals, default=started)
+    return round(len(arrivals) / (last - started), 1) if last > started else 0.0
 
 
 def _round(value: float | None) -> float | None:

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""End to end on this machine: `framewatch simulate` against the fleet (ingest and each worker stage as its own
+process, the real RabbitMQ), optionally under a fault. Prints the simulator's report, screenshots per second
+sustained, latency percentiles and the peak memory of every process; exits 1 when anything accepted was lost.
+
+    .venv/bin/python bench/e2e.py [--streams 250] [--interval 1] [--duration 30] [--moderation none|nudenet]
+                                  [--fault none|rabbitmq-restart|kill-fetch|kill-moderate|kill-deliver|platform-down]
+
+Faults: rabbitmq-restart stops the broker's app a third of the way in and starts it 10 s later (needs
+rabbitmqctl); kill-STAGE sends SIGKILL to that stage's process and starts a new one 2 s later; platform-down makes
+the platform's URLs answer 503 for two minutes. There is no shared reference for the whole pipeline: the targets
+are absolute (at least 250 screenshots/s with moderation none, nothing lost under any fault).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import ROOT, peak_rss_mb, wait_port
+from _pipeline import reset
+
+from framewatch.broker.topology import Topology
+
+AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+KEY = "benchKey123"
+DOMAIN = "bench.live"
+FRAMEWATCH = [str(ROOT / ".venv" / "bin" / "framewatch")] if (ROOT / ".venv").exists() else ["framewatch"]
+
+
+def config(sink_port: int) -> str:
+    url = f"http://127.0.0.1:{sink_port}/hooks"
+    kinds = ("snapshot", "porn_censorship", "stream_begin", "stream_end")
+    urls = "".join(f'{kind}_notify_url = "{url}/{kind}"\n' for kind in kinds)
+    return (
+        f'account = "bench"\n[[templates]]\nname = "bench"\ncallback_key = "{KEY}"\n{urls}'
+        f'[[rules]]\ndomain = "{DOMAIN}"\ntemplate = "bench"\n'
+        f'[[detect_notify]]\ndomain = "{DOMAIN}"\nnotify_url = "{url}/violations"\n'
+    )
+
+
+class Fleet:
+    """`framewatch ingest` and one `framewatch worker STAGE` process per stage."""
+
+    def __init__(self, env: dict[str, str], ingest_port: int) -> None:
+        self.env = env
+        self.ingest_port = ingest_port
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.peaks: dict[str, float] = {}
+        self.ports = {
+            "ingest": ingest_port,
+            "fetch": ingest_port + 1,
+            "moderate": ingest_port + 2,
+            "deliver": ingest_port + 3,
+        }
+
+    def start(self, name: str) -> None:
+        argv = ["ingest"] if name == "ingest" else ["worker", name, "--port", str(self.ports[name])]
+        env = {**os.environ, **self.env, "FRAMEWATCH_PORT": str(self.ingest_port)}
+        self.procs[name] = subprocess.Popen([*FRAMEWATCH, *argv], env=env, stdout=subprocess.DEVNULL)
+        wait_port(self.ports[name], timeout=60)
+
+    def kill(self, name: str) -> None:
+        self._note_peak(name)
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    def _note_peak(self, name: str) -> None:
+        self.peaks[name] = max(self.peaks.get(name, 0.0), peak_rss_mb(self.procs[name].pid))
+
+    def stop(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is None:
+                self._note_peak(name)
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def inject(fault: str, fleet: Fleet, at: float) -> None:
+    time.sleep(at)
+    print(f"fault: {fault} at t={at:.0f}s", file=sys.stderr)
+    if fault == "rabbitmq-restart":
+        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+        time.sleep(10)
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+    elif fault.startswith("kill-"):
+        stage = fault.removeprefix("kill-")
+        fleet.kill(stage)
+        time.sleep(2)
+        fleet.start(stage)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=250)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--moderation", default="none", choices=["none", "nudenet"])
+    parser.add_argument("--port", type=int, default=8180, help="ingest port; the stages use the next three")
+    parser.add_argument(
+        "--fault",
+        default="none",
+        choices=["none", "rabbitmq-restart", "kill-fetch", "kill-moderate", "kill-deliver", "platform-down"],
+    )
+    args = parser.parse_args()
+
+    namespace = f"fwbench-e2e-{uuid.uuid4().hex[:6]}"
+    work = Path(tempfile.mkdtemp(prefix="fw-e2e-"))
+    sink_port = args.port + 10
+    env = {
+        "FRAMEWATCH_AMQP_URL": AMQP,
+        "FRAMEWATCH_NAMESPACE": namespace,
+        "FRAMEWATCH_DATABASE_URL": f"sqlite:///{work}/config.db",
+        "FRAMEWATCH_BLOB_URL": str(work / "blobs"),
+        "FRAMEWATCH_FETCH_ALLOWED_HOSTS": "127.0.0.1",
+        "FRAMEWATCH_FETCH_ALLOW_PRIVATE": "true",
+        "FRAMEWATCH_DELIVER_ALLOW_PRIVATE": "true",
+        "FRAMEWATCH_MODERATION_BACKEND": args.moderation,
+        "FRAMEWATCH_LOG_LEVEL": "warning",
+    }
+    (work / "bench.toml").write_text(config(sink_port))
+    subprocess.run([*FRAMEWATCH, "config", "apply", str(work / "bench.toml")], env={**os.environ, **env}, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+    fleet = Fleet(env, args.port)
+    simulate = [
+        *FRAMEWATCH, "simulate", "--ingress", f"http://127.0.0.1:{args.port}", "--domain", DOMAIN, "--key", KEY,
+        "--streams", str(args.streams), "--interval", str(args.interval), "--duration", str(args.duration),
+        "--sink-port", str(sink_port), "--json",
+    ]  # fmt: skip
+    if args.fault == "platform-down":
+        simulate += ["--sink-outage", f"{args.duration / 4:.0f}:120", "--drain-timeout", "300"]
+    else:
+        simulate += ["--drain-timeout", "120"]
+    try:
+        for name in ("ingest", "fetch", "moderate", "deliver"):
+            fleet.start(name)
+        sim = subprocess.Popen(simulate, env={**os.environ, **env}, stdout=subprocess.PIPE)
+        if args.fault not in ("none", "platform-down"):
+            threading.Thread(target=inject, args=(args.fault, fleet, args.duration / 3), daemon=True).start()
+        out, _ = sim.communicate()
+        report = orjson.loads(out.splitlines()[-1])
+    finally:
+        fleet.stop()
+        asyncio.run(reset(AMQP, Topology(namespace)))
+        shutil.rmtree(work, ignore_errors=True)
+
+    offered = args.streams / args.interval
+    print(f"\nend to end, {args.streams} streams every {args.interval:g}s ({offered:.0f} screenshots/s offered) for "
+          f"{args.duration:g}s, moderation {args.moderation}, fault {args.fault}")  # fmt: skip
+    for name in ("sent", "accepted", "delivered", "lost", "gave_up", "duplicates", "duplicates_with_another_webhook_id",
+                 "refused", "refused_by_platform_outage"):  # fmt: skip
+        print(f"  {name:<36} {report[name]}")
+    print(f"  screenshots/s sustained end to end   {report['screenshots_per_s']}")
+    print(f"  latency p50 / p95 / p99              {report['p50_ms']} / {report['p95_ms']} / {report['p99_ms']} ms")
+    peaks = {**fleet.peaks, "simulate": report["peak_rss_mb"]}
+    print("  peak memory                          " + ", ".join(f"{k} {v:.0f} MB" for k, v in peaks.items()))
+    return 1 if report["lost"] or report["gave_up"] or sim.returncode else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
