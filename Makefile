@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench-ingress clean
+.PHONY: install run simulate test lint bench-ingress bench-e2e clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +13,22 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The demo runs everything on this machine: frames and webhooks on 127.0.0.1 must be allowed.
+DEMO_ENV := FRAMEWATCH_DELIVER_ALLOW_PRIVATE=true FRAMEWATCH_FETCH_ALLOW_PRIVATE=true \
+	FRAMEWATCH_FETCH_ALLOWED_HOSTS=127.0.0.1,*.myqcloud.com
+
 run: install  ## apply the demo config and run the whole pipeline on 127.0.0.1:8080 (needs RabbitMQ)
-	FRAMEWATCH_DELIVER_ALLOW_PRIVATE=true $(BIN)/framewatch config apply examples/demo.toml
-	@echo "framewatch: POST signed CSS callbacks for domain demo.live (key demoKey123) to"
-	@echo "            http://127.0.0.1:8080/callbacks/tencent ; probes at /healthz /readyz /metrics"
-	FRAMEWATCH_DELIVER_ALLOW_PRIVATE=true $(BIN)/framewatch run
+	$(DEMO_ENV) $(BIN)/framewatch config apply examples/demo.toml
+	@echo "framewatch: running on http://127.0.0.1:8080 (callbacks at /callbacks/tencent, admin API at /api,"
+	@echo "            probes at /healthz /readyz /metrics). Next, in another terminal:"
+	@echo "              make simulate   # 20 streams of screenshots through the pipeline, report at the end"
+	$(DEMO_ENV) $(BIN)/framewatch run
+
+simulate: install  ## play the provider and the platform against `make run` for 30 s
+	$(BIN)/framewatch simulate --streams 20 --interval 1 --duration 30 --sink-port 9090
+
+bench-e2e: install  ## the simulator against the fleet, one process per stage (needs RabbitMQ)
+	$(BIN)/python bench/e2e.py
 
 test: install  ## the whole suite against the real RabbitMQ, Redis and PostgreSQL
 	$(BIN)/ruff check framewatch tests bench
