@@ -200,6 +200,10 @@ async def queue_callbacks(namespace: str, events: list[dict[str, Any]], domain: 
     return ids
 
 
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "framewatch", *args],

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import aiohttp
 import orjson
 import pytest
 
 from tests.conftest import apply_config, serve_ingress, standard_config
-from tests.helpers import REDIS_URL, IngressProcess, metric, post, screenshot, signed, wait_until
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+from tests.helpers import REDIS_URL, IngressProcess, metric, post, rabbitmqctl, screenshot, signed, wait_until
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.conftest import apply_config
-from tests.helpers import KEY, IngressProcess, WorkerProcess, free_port
+from tests.helpers import KEY, IngressProcess, WorkerProcess, free_port, rabbitmqctl
 
 
 class RunProcess(IngressProcess):
@@ -158,3 +158,28 @@ async def test_a_stage_killed_mid_run_loses_nothing(fleet_env, simulator: Simula
     assert status == 0, report
     assert report["delivered"] == report["sent"] == report["accepted"] and report["lost"] == 0
     assert report["duplicates_with_another_webhook_id"] == 0
+
+
+@pytest.mark.slow
+async def test_rabbitmq_restarted_mid_run_loses_nothing(fleet_env, simulator: Simulator) -> None:
+    """The broker stops under load: the ingress answers 503, the provider retries; workers resume on their own."""
+    pipeline = RunProcess(fleet_env)
+    try:
+        await pipeline.wait_ready()
+        simulator.ingress = pipeline.url
+        run = asyncio.create_task(
+            simulator.run("--streams", "10", "--interval", "0.5", "--duration", "10", "--drain-timeout", "30")
+        )
+        await asyncio.sleep(3)
+        rabbitmqctl("stop_app")
+        try:
+            await asyncio.sleep(3)
+        finally:
+            rabbitmqctl("start_app")
+            rabbitmqctl("await_startup")
+        status, report = await run
+    finally:
+        pipeline.terminate()
+    assert report["refused"].get("BrokerUnavailable", 0) > 0  # the outage was felt
+    assert status == 0, report
+    assert report["delivered"] == report["sent"] == report["accepted"] and report["lost"] == 0

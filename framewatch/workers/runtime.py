@@ -100,7 +100,12 @@ class StageRunner:
         for delay in self.stage.ladder():
             await self._declare_retry(channel, delay)
         self.channel = channel
-        self.queue = await channel.get_queue(self.topology.queue(self.stage.name), ensure=False)
+        # Declared (same arguments as the topology), not merely looked up: the robust channel restores the
+        # consumers of the queues it declared, and only those, after the broker comes back.
+        name = self.stage.name
+        self.queue = await channel.declare_queue(
+            self.topology.queue(name), durable=True, arguments=self.topology.queue_arguments(name)
+        )
         await self.resume()
         log.info("stage_started", stage=self.stage.name, concurrency=self.stage.concurrency)
 
