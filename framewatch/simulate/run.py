@@ -131,6 +131,7 @@ class Simulation:
 
     def report(self) -> dict[str, Any]:
         events = list(self.provider.events.values())
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         accepted = [event for event in events if event.accepted]
         report: dict[str, Any] = {
             "sent": len(events),
@@ -148,7 +149,8 @@ class Simulation:
             "p99_ms": None,
             "throughput_per_s": None,
             "duration_s": round(time.monotonic() - self.started, 3) if self.started else 0.0,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # the simulator's own share of the machine
         }
         if self.platform is None:
             return report
