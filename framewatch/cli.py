@@ -138,8 +138,9 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         sink_outage=outage,
         progress=not args.quiet,
     )
-    from framewatch.runtime.serve import new_event_loop
+    from framewatch.runtime.serve import new_event_loop, tune_gc
 
+    tune_gc()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop: the simulator must not be the bottleneck
         report = runner.run(Simulation(options, plan).run())
     if not args.quiet:

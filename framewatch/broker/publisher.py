@@ -57,6 +57,7 @@ class Publisher:
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
         self._declared = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -90,7 +91,8 @@ class Publisher:
 
     def _on_lost(self, *_: Any) -> None:
         metrics.BROKER_CONNECTED.set(0)
-        log.warning("broker_connection_lost")
+        if not self._closing:  # our own close on shutdown is not worth a warning
+            log.warning("broker_connection_lost")
 
     def _on_reconnect(self, *_: Any) -> None:
         metrics.BROKER_CONNECTED.set(1)
@@ -148,6 +150,7 @@ class Publisher:
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
     async def close(self) -> None:
+        self._closing = True
         if self._task and not self._task.done():
             self._task.cancel()
         if self.connection is not None:

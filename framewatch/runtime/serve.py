@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import structlog
 from aiohttp import web
@@ -20,8 +21,15 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def tune_gc() -> None:
+    """A service allocates many short-lived containers per message (parsed JSON, models, frames): collecting the
+    youngest generation every 700 allocations, the default, costs more CPU than the memory it returns."""
+    gc.set_threshold(50_000, 20, 20)
+
+
 def serve(app: web.Application, settings: Settings, name: str, port: int | None = None) -> None:
     port = settings.port if port is None else port
+    tune_gc()
     log.info("listening", service=name, host=settings.host, port=port)
     web.run_app(
         app,

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
     # Decompression bombs: a header announcing more pixels than this is refused before any decoding.
     fetch_max_pixels: int = Field(40_000_000, gt=0)
+    # JPEG frames up to this size are thumbnailed on the event loop: for them the thread handoff costs more than
+    # the work (a 640x360 JPEG takes about half a millisecond). Larger ones go to a thread per core.
+    fetch_inline_bytes: int = Field(64 * 1024, ge=0)
     fetch_max_redirects: int = Field(3, ge=0)
     fetch_connect_timeout: float = Field(5.0, gt=0)
     fetch_timeout: float = Field(30.0, gt=0)

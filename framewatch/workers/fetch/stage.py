@@ -89,15 +89,14 @@ class FetchStage(Stage):
 
         data = await download(self.client, event.pic_full_url, max_bytes)
         metrics.FRAME_BYTES.inc(len(data))
-        frame = await asyncio.get_running_loop().run_in_executor(
-            self.pool,
-            images.process,
-            data,
-            self.boxes,
-            self.settings.fetch_max_pixels,
-            self.settings.thumbnail_format,
-            self.settings.thumbnail_quality,
-        )
+        args = (data, self.boxes, self.settings.fetch_max_pixels, self.settings.thumbnail_format)
+        quality = self.settings.thumbnail_quality
+        # Small JPEGs only: shrink-on-load bounds their decode whatever size the header claims; a small PNG can
+        # still unpack to millions of pixels and would stall the loop.
+        if len(data) <= self.settings.fetch_inline_bytes and data.startswith(b"\xff\xd8"):
+            frame = images.process(*args, quality)
+        else:
+            frame = await asyncio.get_running_loop().run_in_executor(self.pool, images.process, *args, quality)
         self._note_mismatches(event, len(data), frame)
 
         base = blob_key(callback.domain, event.stream_id, event.create_time, frame.sha256)
