@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from collections.abc import Iterable
 
 import aio_pika
@@ -12,15 +14,26 @@ from framewatch.broker.topology import STAGES, Topology
 from framewatch.schemas.messages import CallbackReceived
 
 
-async def reset(amqp: str, topology: Topology, retry_delays: dict[str, tuple[float, ...]] | None = None) -> None:
-    """Delete every stage and dead-letter queue of the namespace, and the given delay queues of each stage."""
+def _local_queues(namespace: str) -> list[str]:
+    """Every queue of the namespace (delay queues included) when the broker is local; none otherwise."""
+    if shutil.which("rabbitmqctl") is None:
+        return []
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "name", "-q", "--no-table-headers"], capture_output=True, text=True, timeout=60
+    )
+    return [name for name in listed.stdout.split() if name.startswith(namespace + ".")]
+
+
+async def reset(amqp: str, topology: Topology) -> None:
+    """Delete the namespace's queues (all of them: idle quorum queues left behind load the broker) and exchanges."""
+    names = {topology.queue(stage) for stage in STAGES} | {topology.dead_queue(stage) for stage in STAGES}
+    names |= set(_local_queues(topology.namespace))
     connection = await aio_pika.connect(amqp)
     async with connection, connection.channel() as channel:
-        for stage in STAGES:
-            await channel.queue_delete(topology.queue(stage))
-            await channel.queue_delete(topology.dead_queue(stage))
-            for delay in (retry_delays or {}).get(stage, ()):
-                await channel.queue_delete(topology.retry_queue(stage, delay))
+        for name in sorted(names):
+            await channel.queue_delete(name)
+        for exchange in (topology.events, topology.dead_letters, topology.config_changes):
+            await channel.exchange_delete(exchange)
 
 
 async def publish(amqp: str, topology: Topology, messages: Iterable[CallbackReceived], in_flight: int = 256) -> None:

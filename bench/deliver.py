@@ -55,7 +55,7 @@ def stream_begins(count: int) -> Iterator[CallbackReceived]:
 def run(events: int, slow_delay: float, env: dict[str, str]) -> float:
     """Fast receivers' deliveries per second: time until every fast event is delivered (the queue only holds slow)."""
     topology = Topology(NAMESPACE)
-    asyncio.run(reset(AMQP, topology, {"deliver": (1.0, 60.0)}))
+    asyncio.run(reset(AMQP, topology))
     sinks = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sinks.py"), str(SLOW), str(slow_delay),
                               *map(str, PORTS)])  # fmt: skip
     worker = None
@@ -74,7 +74,7 @@ def run(events: int, slow_delay: float, env: dict[str, str]) -> float:
         for proc in [p for p in (worker, sinks) if p is not None]:
             proc.terminate()
             proc.wait(20)
-        asyncio.run(reset(AMQP, topology, {"deliver": (1.0, 60.0)}))
+        asyncio.run(reset(AMQP, topology))
     return (events - slow_share) / elapsed
 
 

@@ -18,13 +18,33 @@ from framewatch.broker.topology import STAGES, Topology
 from framewatch.config import apply as config_apply
 from framewatch.ingest.app import create_app
 from framewatch.runtime.settings import Settings
+from framewatch.workers.runtime import RETRY_AFTER_RUNGS
 from framewatch.workers.service import Workers, build_stage
-from tests.helpers import AMQP_URL, KEY, POSTGRES_URL, REDIS_URL, Broker, free_port, ready, wait_until
+from tests.helpers import (
+    AMQP_URL,
+    KEY,
+    POSTGRES_URL,
+    REDIS_URL,
+    Broker,
+    free_port,
+    ready,
+    wait_until,
+)
 from tests.imageserver import ImageServer
 
 DOMAINS = ("test.app", "test.domain.com", "5000.myqcloud.com")
-# Every delay queue a test may declare (ladders, intervals and deferrals below), deleted after each test.
+# Every delay queue a test may declare (its ladders, intervals and deferrals, the defaults', Retry-After's rungs),
+# deleted after each test.
 RETRY_QUEUE_DELAYS = (0.2, 0.4, 0.5, 1.0, 2.0)
+_DEFAULTS = Settings.model_fields
+ALL_DELAYS = {
+    *RETRY_QUEUE_DELAYS,
+    *RETRY_AFTER_RUNGS,
+    *_DEFAULTS["fetch_retry_delays"].default,
+    *_DEFAULTS["moderation_retry_delays"].default,
+    _DEFAULTS["deliver_interval"].default,
+    _DEFAULTS["deliver_screenshot_interval"].default,
+}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,16 +96,16 @@ def namespace() -> str:
 
 @pytest.fixture
 async def amqp(namespace: str) -> AsyncIterator[None]:
-    """Removes the test's exchanges and queues afterwards (on a fresh connection: a test may restart the broker)."""
+    """Removes the test's exchanges and every queue of its namespace afterwards (idle quorum queues left behind
+    load the broker until it stalls); on a fresh connection, since a test may restart the broker."""
     yield
     topology = Topology(namespace)
+    names = {topology.queue(stage) for stage in STAGES} | {topology.dead_queue(stage) for stage in STAGES}
+    names |= {topology.retry_queue(stage, delay) for stage in STAGES for delay in ALL_DELAYS}
     connection = await aio_pika.connect(AMQP_URL)
     async with connection, connection.channel() as channel:
-        for stage in STAGES:
-            await channel.queue_delete(topology.queue(stage))
-            await channel.queue_delete(topology.dead_queue(stage))
-            for delay in RETRY_QUEUE_DELAYS:
-                await channel.queue_delete(topology.retry_queue(stage, delay))
+        for name in sorted(names):
+            await channel.queue_delete(name)
         await channel.exchange_delete(topology.events)
         await channel.exchange_delete(topology.dead_letters)
         await channel.exchange_delete(topology.config_changes)
@@ -188,6 +208,7 @@ def worker_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
         "FRAMEWATCH_FETCH_TIMEOUT": "1",
         "FRAMEWATCH_FETCH_MAX_BYTES": "1000000",
         "FRAMEWATCH_FETCH_RETRY_DELAYS": ",".join(map(str, TEST_RETRY_DELAYS)),
+        "FRAMEWATCH_MODERATION_RETRY_DELAYS": ",".join(map(str, TEST_RETRY_DELAYS)),
         "FRAMEWATCH_SHUTDOWN_TIMEOUT": "3",
     }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -69,6 +68,15 @@ class Stage(ABC):
 def attempt_of(message: AbstractIncomingMessage) -> int:
     value = (message.headers or {}).get(ATTEMPT, 1)
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 1
+
+
+# The delays a server's Retry-After is rounded up to: each delay is a queue, so the set must stay small whatever
+# servers answer. Past the last one, the last one.
+RETRY_AFTER_RUNGS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+def asked_delay(seconds: float) -> float:
+    return next((rung for rung in RETRY_AFTER_RUNGS if rung >= seconds), RETRY_AFTER_RUNGS[-1])
 
 
 class StageRunner:
@@ -174,8 +182,8 @@ class StageRunner:
                 await self._dead_letter(message, failure, attempt)
                 return "dead"
             delay = delays[attempt - 1]
-            if failure.retry_after and failure.retry_after > delay:  # whole seconds: a bounded set of delay queues
-                delay = float(math.ceil(failure.retry_after))
+            if failure.retry_after and failure.retry_after > delay:
+                delay = asked_delay(failure.retry_after)
             log.info("retry_scheduled", reason=failure.reason, detail=failure.detail, attempt=attempt, delay=delay)
             await self._retry(message, delay, attempt + 1)
             return "retried"
