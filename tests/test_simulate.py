@@ -134,7 +134,7 @@ async def test_the_platform_down_delays_but_loses_nothing(fleet_env, simulator: 
     assert report["p50_ms"] > 2000  # held back by the outage, delivered after it
 
 
-@pytest.mark.parametrize("stage", ["fetch", "deliver"])
+@pytest.mark.parametrize("stage", ["fetch", "moderate", "deliver"])
 async def test_a_stage_killed_mid_run_loses_nothing(fleet_env, simulator: Simulator, stage: str) -> None:
     """SIGKILL one stage's process under load, start it again: every event arrives, repeats keep their webhook-id."""
     others = [s for s in ("fetch", "moderate", "deliver") if s != stage]
