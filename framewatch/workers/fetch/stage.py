@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from framewatch.blobs.base import Blob, BlobStore
-from framewatch.broker.topology import FRAME_STORED, MODERATED
+from framewatch.broker.topology import FRAME_STORED
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient
 from framewatch.runtime.settings import Settings
@@ -23,6 +23,7 @@ from framewatch.schemas.tencent import ScreenshotEvent
 from framewatch.workers.failures import Permanent, Transient
 from framewatch.workers.fetch import images
 from framewatch.workers.fetch.download import download
+from framewatch.workers.moderate.stage import moderated_output
 from framewatch.workers.runtime import Output, Stage
 
 log = structlog.get_logger("framewatch.fetch")
@@ -138,16 +139,7 @@ class FetchStage(Stage):
         )
         log.debug("frame_stored", key=original_key)
         if self.unmoderated:  # moderation switched off: one hop less, the frame goes straight to delivery
-            moderated = FrameModerated(id=stored.id, domain=stored.domain, frame=stored, verdict=None)
-            return [
-                Output(
-                    MODERATED,
-                    moderated.model_dump_json().encode(),
-                    message_id=moderated.id,
-                    message_type="moderated",
-                    headers={"domain": moderated.domain},
-                )
-            ]
+            return [moderated_output(FrameModerated(id=stored.id, domain=stored.domain, frame=stored, verdict=None))]
         return [
             Output(
                 FRAME_STORED,

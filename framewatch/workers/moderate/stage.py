@@ -105,12 +105,15 @@ class ModerateStage(Stage):
         metrics.VERDICTS.labels(
             verdict.source if verdict else "unreviewed", verdict.suggestion if verdict else "none"
         ).inc()
-        return [
-            Output(
-                MODERATED,
-                moderated.model_dump_json().encode(),
-                message_id=moderated.id,
-                message_type="moderated",
-                headers={"domain": moderated.domain},
-            )
-        ]
+        return [moderated_output(moderated)]
+
+
+def moderated_output(moderated: FrameModerated) -> Output:
+    """A moderated frame or verdict, on its way to the deliver stage."""
+    return Output(
+        MODERATED,
+        moderated.model_dump_json().encode(),
+        message_id=moderated.id,
+        message_type="moderated",
+        headers={"domain": moderated.domain},
+    )
