@@ -62,6 +62,9 @@ class NudeNetBackend(ModerationBackend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # No busy-waiting between runs: on a machine shared with the other stages, spinning threads burn the cores
+        # the rest of the pipeline needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = Path(nudenet.__file__).parent / "320n.onnx"
         self.session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
         self.labels = _labels()
