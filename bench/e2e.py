@@ -60,18 +60,16 @@ class Fleet:
         self.ingest_port = ingest_port
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.peaks: dict[str, float] = {}
-        self.ports = {
-            "ingest": ingest_port,
-            "fetch": ingest_port + 1,
-            "moderate": ingest_port + 2,
-            "deliver": ingest_port + 3,
-        }
+        self.ports = {"ingest": ingest_port}
 
     def start(self, name: str) -> None:
-        argv = ["ingest"] if name == "ingest" else ["worker", name, "--port", str(self.ports[name])]
+        """`ingest`, a stage, or `STAGE#N` for the Nth extra process of a stage."""
+        port = self.ports.setdefault(name, self.ingest_port + len(self.ports))
+        stage = name.split("#")[0]
+        argv = ["ingest"] if name == "ingest" else ["worker", stage, "--port", str(port)]
         env = {**os.environ, **self.env, "FRAMEWATCH_PORT": str(self.ingest_port)}
         self.procs[name] = subprocess.Popen([*FRAMEWATCH, *argv], env=env, stdout=subprocess.DEVNULL)
-        wait_port(self.ports[name], timeout=60)
+        wait_port(port, timeout=60)
 
     def kill(self, name: str) -> None:
         self._note_peak(name)
@@ -113,7 +111,10 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--moderation", default="none", choices=["none", "nudenet"])
-    parser.add_argument("--port", type=int, default=8180, help="ingest port; the stages use the next three")
+    parser.add_argument("--port", type=int, default=8180, help="ingest port; the stages use the next ones")
+    parser.add_argument(
+        "--moderate-processes", type=int, default=1, help="moderate stage processes (a local model: one per core)"
+    )
     parser.add_argument(
         "--fault",
         default="none",
@@ -152,6 +153,8 @@ def main() -> int:
     try:
         for name in ("ingest", "fetch", "moderate", "deliver"):
             fleet.start(name)
+        for n in range(1, args.moderate_processes):
+            fleet.start(f"moderate#{n}")
         sim = subprocess.Popen(simulate, env={**os.environ, **env}, stdout=subprocess.PIPE)
         if args.fault not in ("none", "platform-down"):
             threading.Thread(target=inject, args=(args.fault, fleet, args.duration / 3), daemon=True).start()
