@@ -108,6 +108,7 @@ def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     import orjson
 
+    from framewatch.runtime.serve import new_event_loop, tune_gc
     from framewatch.simulate.provider import Options
     from framewatch.simulate.run import Plan, Simulation, failed
 
@@ -138,8 +139,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         sink_outage=outage,
         progress=not args.quiet,
     )
-    from framewatch.runtime.serve import new_event_loop, tune_gc
-
     tune_gc()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop: the simulator must not be the bottleneck
         report = runner.run(Simulation(options, plan).run())

@@ -82,16 +82,22 @@ async def simulator(settings, amqp: None) -> AsyncIterator[Simulator]:
     yield Simulator("", sink_port)
 
 
-async def test_every_accepted_event_is_delivered_once(fleet_env, simulator: Simulator) -> None:
+@pytest.fixture
+async def against_run(fleet_env, simulator: Simulator) -> AsyncIterator[Simulator]:
+    """The simulator pointed at `framewatch run` (every stage in one process), stopped afterwards."""
     pipeline = RunProcess(fleet_env)
     try:
         await pipeline.wait_ready()
         simulator.ingress = pipeline.url
-        status, report = await simulator.run(
-            "--streams", "8", "--interval", "0.5", "--duration", "4", "--moderation-every", "3"
-        )
+        yield simulator
     finally:
         pipeline.terminate()
+
+
+async def test_every_accepted_event_is_delivered_once(against_run: Simulator) -> None:
+    status, report = await against_run.run(
+        "--streams", "8", "--interval", "0.5", "--duration", "4", "--moderation-every", "3"
+    )
     assert status == 0, report
     # 8 streams x 8 screenshots, a begin and an end each, and a provider moderation event per 3 screenshots.
     assert (report["screenshots"], report["sent"]) == (64, 64 + 16 + 16)
@@ -101,33 +107,21 @@ async def test_every_accepted_event_is_delivered_once(fleet_env, simulator: Simu
     assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
 
 
-async def test_refused_callbacks_are_retried_then_reported(fleet_env, simulator: Simulator) -> None:
-    pipeline = RunProcess(fleet_env)
-    try:
-        await pipeline.wait_ready()
-        simulator.ingress = pipeline.url
-        status, report = await simulator.run(
-            *("--streams", "2", "--interval", "1", "--duration", "1", "--retry-scale", "0.001"),
-            domain="unbound.example.com",
-        )
-    finally:
-        pipeline.terminate()
+async def test_refused_callbacks_are_retried_then_reported(against_run: Simulator) -> None:
+    status, report = await against_run.run(
+        *("--streams", "2", "--interval", "1", "--duration", "1", "--retry-scale", "0.001"),
+        domain="unbound.example.com",
+    )
     assert status == 1
     assert report["accepted"] == 0 and report["gave_up"] == report["sent"] == 6
     # The provider's policy: a screenshot is tried 6 times, every other event 13 times.
     assert report["refused"] == {"DomainNotBound": 2 * 6 + 4 * 13}
 
 
-async def test_the_platform_down_delays_but_loses_nothing(fleet_env, simulator: Simulator) -> None:
-    pipeline = RunProcess(fleet_env)
-    try:
-        await pipeline.wait_ready()
-        simulator.ingress = pipeline.url
-        status, report = await simulator.run(
-            "--streams", "4", "--interval", "0.5", "--duration", "3", "--sink-outage", "0:5"
-        )
-    finally:
-        pipeline.terminate()
+async def test_the_platform_down_delays_but_loses_nothing(against_run: Simulator) -> None:
+    status, report = await against_run.run(
+        "--streams", "4", "--interval", "0.5", "--duration", "3", "--sink-outage", "0:5"
+    )
     assert status == 0, report
     assert report["refused_by_platform_outage"] > 0
     assert report["delivered"] == report["sent"] and report["lost"] == 0
@@ -161,25 +155,19 @@ async def test_a_stage_killed_mid_run_loses_nothing(fleet_env, simulator: Simula
 
 
 @pytest.mark.slow
-async def test_rabbitmq_restarted_mid_run_loses_nothing(fleet_env, simulator: Simulator) -> None:
+async def test_rabbitmq_restarted_mid_run_loses_nothing(against_run: Simulator) -> None:
     """The broker stops under load: the ingress answers 503, the provider retries; workers resume on their own."""
-    pipeline = RunProcess(fleet_env)
+    run = asyncio.create_task(
+        against_run.run("--streams", "10", "--interval", "0.5", "--duration", "10", "--drain-timeout", "30")
+    )
+    await asyncio.sleep(3)
+    rabbitmqctl("stop_app")
     try:
-        await pipeline.wait_ready()
-        simulator.ingress = pipeline.url
-        run = asyncio.create_task(
-            simulator.run("--streams", "10", "--interval", "0.5", "--duration", "10", "--drain-timeout", "30")
-        )
         await asyncio.sleep(3)
-        rabbitmqctl("stop_app")
-        try:
-            await asyncio.sleep(3)
-        finally:
-            rabbitmqctl("start_app")
-            rabbitmqctl("await_startup")
-        status, report = await run
     finally:
-        pipeline.terminate()
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+    status, report = await run
     assert report["refused"].get("BrokerUnavailable", 0) > 0  # the outage was felt
     assert status == 0, report
     assert report["delivered"] == report["sent"] == report["accepted"] and report["lost"] == 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from framewatch.config import tables as t
 from framewatch.config.errors import ConfigError
@@ -30,18 +29,12 @@ async def issue_token(store: ConfigStore, name: str, *, replace: bool) -> str:
         raise ConfigError("InvalidParameter", "account names are 1 to 64 printable characters")
     token = new_token()
     async with store.engine.begin() as conn:
-        row = (await conn.execute(select(t.accounts).where(t.accounts.c.name == name))).first()
-        if row is None:
-            await conn.execute(
-                insert(t.accounts).values(name=name, token_hash=hash_token(token), created_at=int(time.time()))
-            )
-            account_id = await conn.scalar(select(t.accounts.c.id).where(t.accounts.c.name == name))
-        elif row.token_hash and not replace:
+        had_token = await conn.scalar(select(t.accounts.c.token_hash).where(t.accounts.c.name == name))
+        if had_token and not replace:
             raise ConfigError("AccountHasToken", f"account {name!r} already has a token; rotate it to get a new one")
-        else:
-            account_id = row.id
-            await conn.execute(update(t.accounts).where(t.accounts.c.id == row.id).values(token_hash=hash_token(token)))
-        await store.record_change(conn, account_id, "IssueToken", {"account": name, "replaced": bool(row)})
+        account_id = await store.ensure_account(conn, name)
+        await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(token_hash=hash_token(token)))
+        await store.record_change(conn, account_id, "IssueToken", {"account": name, "replaced": bool(had_token)})
     return token
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -118,8 +118,7 @@ async def create_template(ctx: Context) -> dict[str, Any]:
     values = await _template_values(ctx)
     now = int(time.time())
     async with ctx.change() as conn:
-        count = select(func.count()).select_from(t.templates).where(t.templates.c.account_id == ctx.account_id)
-        if int(await conn.scalar(count) or 0) >= validate.MAX_TEMPLATES:
+        if await ctx.store.count_templates(conn, ctx.account_id) >= validate.MAX_TEMPLATES:
             raise ConfigError("LimitExceeded", f"At most {validate.MAX_TEMPLATES} templates per account.")
         await _refuse_taken_name(ctx, conn, values["name"])
         result = await conn.execute(

@@ -58,8 +58,8 @@ class AdminApi:
                 key_overlap=self.settings.key_rotation_overlap,
             )
             fields = await action.handler(ctx)
-            if ctx.revision is not None:
-                await self.config.changed(ctx.revision)
+            if ctx.changed:
+                await self.config.changed()
         except ConfigError as refused:
             metrics.ADMIN_CALLS.labels(name if name in ACTIONS else "unknown", refused.code).inc()
             log.info("admin_refused", action=name, account=account_id, code=refused.code, request_id=request_id)

@@ -22,7 +22,7 @@ class Context:
     params: Params
     allow_private_urls: bool
     key_overlap: int
-    revision: int | None = None  # set once a change has committed: the API then announces it
+    changed: bool = False  # set once a change has committed: the API then reloads and announces it
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -37,4 +37,4 @@ class Context:
             await conn.execute(update(t.accounts).where(t.accounts.c.id == self.account_id).values(id=t.accounts.c.id))
             yield conn
             await self.store.record_change(conn, self.account_id, self.action, self.params.loggable())
-        self.revision = await self.store.revision()
+        self.changed = True

@@ -59,14 +59,14 @@ class LiveConfig:
                 metrics.CONFIG_RELOAD_FAILURES.inc()
                 log.warning("config_reload_failed", error=str(exc))
 
-    async def changed(self, revision: int) -> None:
+    async def changed(self) -> None:
         """This process changed the config: serve it here before answering, and tell every other process."""
         try:
             await self.reload()
         except Exception:  # committed all the same: the watch loop retries
             self.poke()
-        if self.feed:
-            await self.feed.announce(revision)
+        if self.feed:  # the revision is informative only: every listener reloads whatever it says
+            await self.feed.announce(self.snapshot.revision)
 
     async def close(self) -> None:
         if self.feed:

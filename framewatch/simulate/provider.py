@@ -77,7 +77,7 @@ class Provider:
         return web.Response(body=body, content_type="image/jpeg")
 
     # -- events ---------------------------------------------------------------------------------------------------
-    def _common(self, stream: str) -> dict[str, Any]:
+    def _common(self) -> dict[str, Any]:
         return {
             "app": self.options.domain,
             "appid": 1250000000,
@@ -93,7 +93,7 @@ class Provider:
         image = frames.render(stream, sequence, int(now * 1000) / 1000, self.options.width, self.options.height)
         self.images[path] = image
         body = {
-            **self._common(stream),
+            **self._common(),
             "event_type": 200,
             "stream_id": stream,
             "channel_id": stream,
@@ -109,7 +109,7 @@ class Provider:
     def stream_event(self, stream: str, begin: bool) -> Event:
         sequence = str(next(self._sequence))
         body = {
-            **self._common(stream),
+            **self._common(),
             "event_type": 1 if begin else 0,
             "stream_id": stream,
             "channel_id": stream,
@@ -131,7 +131,7 @@ class Provider:
         """The provider's own moderation model flagging a frame (event_type 317)."""
         now = int(time.time())
         body = {
-            **self._common(stream),
+            **self._common(),
             "event_type": 317,
             "streamId": stream,
             "channelId": stream,
