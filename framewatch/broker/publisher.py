@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import aiormq
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from pamqp.commands import Basic
+from aio_pika.abc import AbstractRobustConnection
 
+from framewatch.broker import confirms
+from framewatch.broker.confirms import ConfirmingConnection, PublishError
 from framewatch.broker.topology import Topology
 from framewatch.runtime import metrics
 from framewatch.runtime.logs import redact_url
@@ -33,70 +33,68 @@ async def connect_until_up(url: str, name: str) -> AbstractRobustConnection:
             delay = min(delay * 2, 10.0)
 
 
-class PublishError(Exception):
-    """The broker did not confirm the message: it must be treated as not accepted."""
-
-
 class Publisher:
-    """Owns one robust connection and one confirming channel.
+    """Declares the topology, then publishes over one confirming connection, reconnecting on its own.
 
     `publish` returns only once the broker has confirmed that the message is routed to a queue and stored;
-    anything else (no connection, nack, unroutable, no answer in time) raises PublishError at once or within
-    `timeout`, never later.
+    anything else (no connection, a resource alarm, nack, unroutable, no answer in time) raises PublishError at once
+    or within `timeout`, never later.
     """
 
-    def __init__(
-        self,
-        url: str,
-        topology: Topology,
-        timeout: float,
-    ) -> None:
+    def __init__(self, url: str, topology: Topology, timeout: float, name: str = "framewatch") -> None:
         self.url = url
         self.topology = topology
         self.timeout = timeout
-        self.connection: AbstractRobustConnection | None = None
-        self.channel: AbstractChannel | None = None
+        self.name = name
+        self.connection: ConfirmingConnection | None = None
         self._declared = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        metrics.PUBLISH_IN_FLIGHT.set_function(lambda: self.connection.in_flight if self.connection else 0)
 
     @property
     def ready(self) -> bool:
-        """Connected, channel open, topology declared."""
-        return (
-            self._declared.is_set()
-            and self.connection is not None
-            and self.connection.connected.is_set()
-            and self.channel is not None
-            and not self.channel.is_closed
-        )
+        """Connected, channel in confirm mode, topology declared, the broker not refusing publishes."""
+        connection = self.connection
+        return self._declared.is_set() and connection is not None and connection.is_open and not connection.blocked
 
     async def wait_declared(self) -> None:
         await self._declared.wait()
 
     def start(self) -> None:
         """Connect in the background: the process serves (and answers 503) while the broker is unreachable."""
-        self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+        self._task = asyncio.create_task(self._stay_connected(), name="broker-connect")
 
-    async def _connect_forever(self) -> None:
-        connection = await connect_until_up(self.url, "framewatch")
-        self.connection = connection
-        connection.close_callbacks.add(self._on_lost)
-        connection.reconnect_callbacks.add(self._on_reconnect)
-        self.channel = await connection.channel(publisher_confirms=True, on_return_raises=False)
-        await self.topology.declare(self.channel)
-        self._declared.set()
-        metrics.BROKER_CONNECTED.set(1)
-        log.info("broker_connected", url=redact_url(self.url))
+    async def _stay_connected(self) -> None:
+        delay, connected_before = 0.5, False
+        while not self._closing:
+            try:
+                await self._declare()
+                connection = await confirms.connect(self.url, self.name, timeout=self.timeout)
+            except (TimeoutError, OSError, ConnectionError, aiormq.exceptions.AMQPError) as exc:
+                log.warning("broker_unreachable", url=redact_url(self.url), error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.5
+            self.connection = connection
+            self._declared.set()
+            metrics.BROKER_CONNECTED.set(1)
+            log.info("broker_reconnected" if connected_before else "broker_connected", url=redact_url(self.url))
+            connected_before = True
+            reason = await connection.closed
+            metrics.BROKER_CONNECTED.set(0)
+            if not self._closing:  # our own close on shutdown is not worth a warning
+                log.warning("broker_connection_lost", reason=reason)
 
-    def _on_lost(self, *_: Any) -> None:
-        metrics.BROKER_CONNECTED.set(0)
-        if not self._closing:  # our own close on shutdown is not worth a warning
-            log.warning("broker_connection_lost")
-
-    def _on_reconnect(self, *_: Any) -> None:
-        metrics.BROKER_CONNECTED.set(1)
-        log.info("broker_reconnected")
+    async def _declare(self) -> None:
+        """Exchanges and queues, on a short aio-pika connection: idempotent, and again after every reconnect
+        (a broker that lost its definitions gets them back)."""
+        connection = await aio_pika.connect(self.url, client_properties={"connection_name": f"{self.name}-declare"})
+        try:
+            await self.topology.declare(await connection.channel())
+        finally:
+            await connection.close()
 
     async def publish(
         self,
@@ -110,43 +108,19 @@ class Publisher:
         exchange: str | None = None,
     ) -> None:
         """Publish to the events exchange (or `exchange`; "" is the default exchange, routing by queue name)."""
-        if not self.ready:
-            metrics.PUBLISH_FAILURES.labels("not_connected").inc()
-            raise PublishError("broker not connected")
-        assert self.channel is not None
-        properties = Basic.Properties(
-            content_type=content_type,
-            delivery_mode=2,  # persistent
-            message_id=message_id,
-            timestamp=datetime.now(UTC),
-            headers=dict(headers),
-            message_type=message_type,
-        )
         started = time.perf_counter()
-        metrics.PUBLISH_IN_FLIGHT.inc()
         try:
-            channel = await self.channel.get_underlay_channel()
-            # aiormq bounds the wait for the confirm itself; no second timer per message.
-            confirmation = await channel.basic_publish(
-                body,
-                exchange=self.topology.events if exchange is None else exchange,
-                routing_key=routing_key,
-                properties=properties,
-                mandatory=True,
-                timeout=self.timeout,
+            connection = self.connection
+            if connection is None:
+                raise PublishError("not_connected", "broker not connected")
+            props = confirms.properties(
+                content_type=content_type, message_id=message_id, headers=headers, message_type=message_type
             )
-        except TimeoutError:
-            metrics.PUBLISH_FAILURES.labels("timeout").inc()
-            raise PublishError(f"no confirm within {self.timeout}s") from None
-        except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, ConnectionError, RuntimeError) as exc:
-            metrics.PUBLISH_FAILURES.labels("error").inc()
-            raise PublishError(f"{type(exc).__name__}: {exc}") from None
-        finally:
-            metrics.PUBLISH_IN_FLIGHT.dec()
-        if not isinstance(confirmation, Basic.Ack):
-            # A Basic.Return: no queue is bound for this routing key, so nothing would keep the message.
-            metrics.PUBLISH_FAILURES.labels("unroutable").inc()
-            raise PublishError(f"unroutable: {routing_key}")
+            target = self.topology.events if exchange is None else exchange
+            await connection.publish(target, routing_key, props, body, message_id)
+        except PublishError as exc:
+            metrics.PUBLISH_FAILURES.labels(exc.reason).inc()
+            raise
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
     async def close(self) -> None:
