@@ -109,11 +109,15 @@ async def test_a_frozen_broker_fails_the_publish_within_the_timeout_and_serves_a
     assert await broker.count("fetch") in (1, 2)
 
 
+def memory_watermark() -> str:
+    read = ["rabbitmqctl", "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."]
+    return subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip()
+
+
 @pytest.mark.slow
 async def test_a_resource_alarm_refuses_at_once_and_lifts(publisher: Publisher, broker: Broker) -> None:
     await publish(publisher, 1)
-    read = ["rabbitmqctl", "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."]
-    watermark = subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip()
+    watermark = memory_watermark()
     rabbitmqctl("set_vm_memory_high_watermark", "0.0000001")
     try:
         # The broker blocks publishers that publish during the alarm and tells them so.
