@@ -35,6 +35,13 @@ template = "bench"
 """
 
 
+async def queued(name: str) -> int:
+    connection = await aio_pika.connect(AMQP)
+    async with connection, connection.channel() as channel:
+        queue = await channel.declare_queue(name, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
 async def drop_queues(names: list[str]) -> None:
     connection = await aio_pika.connect(AMQP)
     channel = await connection.channel()
@@ -75,7 +82,9 @@ def main() -> None:
         "naive": ([sys.executable, str(SHARED_BENCH / "limits_ingress.py"), "naive", "8092"], 8092, "/callback", {}),
         "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
     }
+    queue_of = {"naive": "limits.naive", "framewatch": f"{NAMESPACE}.fetch"}
     results: dict[str, list] = {name: [] for name in candidates}
+    shortfall = 0
     stages = ("fetch", "moderate", "deliver")
     queues = ["limits.naive", *(f"{NAMESPACE}.{s}" for s in stages), *(f"{NAMESPACE}.{s}.dead" for s in stages)]
     for _ in range(args.rounds):
@@ -83,9 +92,16 @@ def main() -> None:
             asyncio.run(drop_queues(queues))  # both start from empty queues: a deep quorum queue is slower
             server = Server(argv, port, {**extra, "AMQP_URL": AMQP}, cwd=ROOT)
             time.sleep(1.5)  # let the broker connection and topology come up
-            wrk(f"http://127.0.0.1:{port}{path}", script, 2, args.connections)  # warm-up
-            results[name].append(wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections))
+            warm = wrk(f"http://127.0.0.1:{port}{path}", script, 2, args.connections)
+            result = wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections)
+            results[name].append(result)
             server.stop()
+            # Every 200 must be a message in the queue (more is possible: wrk drops answers still in flight at its end).
+            answered = warm.requests - warm.errors + result.requests - result.errors
+            stored = asyncio.run(queued(queue_of[name]))
+            shortfall += max(0, answered - stored)
+            line = f"{name:12s} {result.rate:9.0f} req/s  p99 {result.p99_ms:6.2f} ms"
+            print(f"{line}  {answered} answered 200, {stored} queued")
     asyncio.run(drop_queues(queues))
 
     def best(name: str):
@@ -99,6 +115,9 @@ def main() -> None:
         f"ratio (framewatch / naive): rate {ours.rate / naive.rate:.2f}x, p99 {ours.p99_ms / naive.p99_ms:.2f}x "
         f"(target: rate >= 1.2x, p99 <= 1.0x)"
     )
+    if shortfall:
+        print(f"FAILURE: {shortfall} callbacks answered 200 are not in the queue")
+        sys.exit(1)
     if ours.errors or naive.errors:
         print("WARNING: non-2xx answers or socket errors during the run; the rates are not comparable")
 
