@@ -14,9 +14,10 @@ import aio_pika
 import orjson
 import pytest
 
+from framewatch.broker import confirms
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.broker.topology import Topology
-from tests.helpers import AMQP_URL, Broker, rabbitmqctl, wait_until
+from tests.helpers import AMQP_URL, Broker, free_port, rabbitmqctl, wait_until
 
 HEADERS = {"provider": "tencent", "event_type": 200, "domain": "test.app", "schema_version": 1}
 
@@ -151,3 +152,28 @@ async def test_a_dropped_connection_fails_what_was_in_flight_and_comes_back(
     await publish(publisher, 500)
     # Every publish told "confirmed" is in the queue.
     assert await broker.count("fetch") >= 1 + (len(outcomes) - len(failures)) + 1
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("amqp://guest:wrong@127.0.0.1:5672/", "403 ACCESS_REFUSED"),
+        ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost", "530 NOT_ALLOWED"),
+    ],
+)
+async def test_a_refused_connection_says_why(url: str, reason: str) -> None:
+    with pytest.raises(ConnectionError, match=reason):
+        await confirms.connect(url, "framewatch-test", timeout=1)
+
+
+async def test_a_publisher_without_a_broker_refuses_at_once_and_is_not_ready(namespace: str) -> None:
+    publisher = Publisher(f"amqp://guest:guest@127.0.0.1:{free_port()}/", Topology(namespace), timeout=1.0)
+    publisher.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert not publisher.ready
+        with pytest.raises(PublishError) as refused:
+            await publish(publisher, 1)
+        assert refused.value.reason == "not_connected"
+    finally:
+        await publisher.close()

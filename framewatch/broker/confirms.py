@@ -31,7 +31,12 @@ _CONTENT_HEAD = struct.Struct(">BHIHHQ")  # frame head, then class 60 (basic), w
 _ACK_METHOD = b"\x00\x3c\x00\x50"  # basic.ack: class 60, method 80
 _ACK_ARGS = struct.Struct(">QB")  # delivery tag, bits (multiple)
 _HEARTBEAT = b"\x08\x00\x00\x00\x00\x00\x00\xce"  # type 8, channel 0, no payload
-_CAPABILITIES = {"publisher_confirms": True, "basic.nack": True, "connection.blocked": True}
+_CAPABILITIES = {
+    "publisher_confirms": True,
+    "basic.nack": True,
+    "connection.blocked": True,
+    "authentication_failure_close": True,  # a wrong password gets a reason, not a silent close
+}
 
 # Basic property flags (AMQP 0-9-1 §4.2.6.1): the bits of the properties this module writes.
 _CONTENT_TYPE, _HEADERS, _DELIVERY_MODE = 1 << 15, 1 << 13, 1 << 12
@@ -94,13 +99,10 @@ class ConfirmingConnection(asyncio.Protocol):
         self._returned: dict[int, PublishError] = {}
         self._returning: PublishError | None = None
         self._methods: dict[tuple[str, str], bytes] = {}
-        self._timers: list[asyncio.TimerHandle] = []
+        self._expiry: asyncio.TimerHandle | None = None
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
         self._last_read = self._loop.time()
-        self._closing = False
-
-    @property
-    def is_open(self) -> bool:
-        return self.opened.done() and not self.opened.exception() and not self.closed.done() and not self._closing
+        self.is_open = False  # confirm mode on, not closing, not lost
 
     @property
     def in_flight(self) -> int:
@@ -148,7 +150,7 @@ class ConfirmingConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and self._transport is not None:
+        if self._out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(self._out))
         self._out.clear()
 
@@ -184,7 +186,7 @@ class ConfirmingConnection(asyncio.Protocol):
             future = self._pending.pop(tag)[0]
             if not future.done():
                 future.set_exception(PublishError("timeout", f"no confirm within {self.timeout}s"))
-        self._timers[0] = self._loop.call_later(min(0.1, self.timeout / 4), self._expire)
+        self._expiry = self._loop.call_later(min(0.1, self.timeout / 4), self._expire)
 
     # --- the protocol -----------------------------------------------------------------------------------------
 
@@ -249,13 +251,14 @@ class ConfirmingConnection(asyncio.Protocol):
                 self._send(commands.Connection.TuneOk(channel_max=1, frame_max=self._frame_max, heartbeat=heartbeat))
                 self._send(commands.Connection.Open(virtual_host=self._url.path[1:] or "/"))
                 if heartbeat:
-                    self._timers.append(self._loop.call_later(heartbeat / 2, self._beat, heartbeat))
+                    self._heartbeat_timer = self._loop.call_later(heartbeat / 2, self._beat, heartbeat)
             case commands.Connection.OpenOk():
                 self._send(commands.Channel.Open(), CHANNEL)
             case commands.Channel.OpenOk():
                 self._send(commands.Confirm.Select(), CHANNEL)
             case commands.Confirm.SelectOk():
-                self._timers.insert(0, self._loop.call_later(min(0.1, self.timeout / 4), self._expire))
+                self._expiry = self._loop.call_later(min(0.1, self.timeout / 4), self._expire)
+                self.is_open = True
                 self.opened.set_result(None)
             case commands.Channel.Close():
                 # A channel error (an exchange deleted under us, say): start over on a new connection.
@@ -279,7 +282,7 @@ class ConfirmingConnection(asyncio.Protocol):
             self._fail_connection(f"no frame from the broker in {2 * interval}s")
             return
         self._transport.write(_HEARTBEAT)
-        self._timers.append(self._loop.call_later(interval / 2, self._beat, interval))
+        self._heartbeat_timer = self._loop.call_later(interval / 2, self._beat, interval)
 
     def _fail_connection(self, reason: str) -> None:
         if self._transport is not None:
@@ -293,8 +296,10 @@ class ConfirmingConnection(asyncio.Protocol):
     def _lost(self, reason: str) -> None:
         if self.closed.done():
             return
-        for timer in self._timers:
-            timer.cancel()
+        self.is_open = False
+        for timer in (self._expiry, self._heartbeat_timer):
+            if timer is not None:
+                timer.cancel()
         failure = PublishError("connection_lost", reason)
         pending, self._pending = self._pending, {}
         for future, _, _ in pending.values():
@@ -308,7 +313,7 @@ class ConfirmingConnection(asyncio.Protocol):
         """Close politely: the broker answers Close-Ok once it has handled every frame sent before."""
         if self.closed.done() or self._transport is None:
             return
-        self._closing = True
+        self.is_open = False  # no new publishes; those in flight get their answers first
         self._flush()
         for _ in range(int(self.timeout / 0.01)):  # the answers still due, within the publish timeout
             if not self._pending:
@@ -331,11 +336,16 @@ async def connect(
     secure = parsed.scheme == "amqps"
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(10):
-        _, connection = await loop.create_connection(
+        transport, connection = await loop.create_connection(
             lambda: ConfirmingConnection(parsed, name, timeout, heartbeat, max_in_flight),
             parsed.host or "localhost",
             parsed.port or (5671 if secure else 5672),
             ssl=ssl.create_default_context() if secure else None,
         )
-        await connection.opened
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.shield(connection.opened)
+    except BaseException:
+        transport.close()
+        raise
     return connection

@@ -71,8 +71,9 @@ class Publisher:
             try:
                 await self._declare()
                 connection = await confirms.connect(self.url, self.name, timeout=self.timeout)
-            except (TimeoutError, OSError, ConnectionError, aiormq.exceptions.AMQPError) as exc:
-                log.warning("broker_unreachable", url=redact_url(self.url), error=str(exc), retry_in=delay)
+            except Exception as exc:  # whatever it was, this loop must go on: publishing waits for it
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("broker_unreachable", url=redact_url(self.url), error=error, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
