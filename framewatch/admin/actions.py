@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.admin.context import Context
+from framewatch.config import ownership, validate
 from framewatch.config import tables as t
-from framewatch.config import validate
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import rotated_key_values
 
@@ -118,12 +118,11 @@ async def create_template(ctx: Context) -> dict[str, Any]:
     values = await _template_values(ctx)
     now = int(time.time())
     async with ctx.change() as conn:
-        if await ctx.store.count_templates(conn, ctx.account_id) >= validate.MAX_TEMPLATES:
-            raise ConfigError("LimitExceeded", f"At most {validate.MAX_TEMPLATES} templates per account.")
         await _refuse_taken_name(ctx, conn, values["name"])
         result = await conn.execute(
             insert(t.templates).values(**values, account_id=ctx.account_id, created_at=now, updated_at=now)
         )
+        await ownership.check_template_limit(ctx.store, conn, ctx.account_id)
     return {"TemplateId": int(result.inserted_primary_key[0])}
 
 
@@ -183,7 +182,8 @@ async def create_rule(ctx: Context) -> dict[str, Any]:
     try:
         async with ctx.change() as conn:
             await _own_template(ctx, conn, template_id)
-            await _refuse_bound(conn, domain)
+            if await ownership.own_rule(conn, domain, ctx.account_id) is not None:
+                raise ownership.already_bound(domain)
             await conn.execute(
                 insert(t.rules).values(
                     account_id=ctx.account_id,
@@ -194,20 +194,8 @@ async def create_rule(ctx: Context) -> dict[str, Any]:
                 )
             )
     except IntegrityError:  # bound by a concurrent call of another account between the check and the insert
-        raise _already_bound(domain) from None
+        raise ownership.already_bound(domain) from None
     return {}
-
-
-def _already_bound(domain: str) -> ConfigError:
-    return ConfigError(
-        "InvalidParameter.DomainAlreadyBound",
-        f"{domain} is already bound to a callback template; one domain, one template.",
-    )
-
-
-async def _refuse_bound(conn: AsyncConnection, domain: str) -> None:
-    if await conn.scalar(select(t.rules.c.id).where(t.rules.c.domain == domain)) is not None:
-        raise _already_bound(domain)
 
 
 @action("DescribeLiveCallbackRules", (), TENCENT_READ)
@@ -260,20 +248,15 @@ async def add_notify_config(ctx: Context) -> dict[str, Any]:
     now = int(time.time())
     try:
         async with ctx.change() as conn:
-            owner = await conn.scalar(select(t.rules.c.account_id).where(t.rules.c.domain == domain))
-            if owner is not None and owner != ctx.account_id:  # another account's domain: its violations are not ours
-                raise ConfigError(
-                    "InvalidDomain.NotFound", f"The domain {domain} does not belong to this account.", 404
-                )
-            if await conn.scalar(select(t.detect_notify.c.id).where(t.detect_notify.c.domain == domain)) is not None:
-                raise ConfigError("ConfigAlreadyExists", "Config has already exist.")
+            if await ownership.own_notify_config(conn, domain, ctx.account_id) is not None:
+                raise ownership.notify_config_exists()
             await conn.execute(
                 insert(t.detect_notify).values(
                     account_id=ctx.account_id, domain=domain, notify_url=url, created_at=now, updated_at=now
                 )
             )
-    except IntegrityError:
-        raise ConfigError("ConfigAlreadyExists", "Config has already exist.") from None
+    except IntegrityError:  # added by a concurrent call of another account between the check and the insert
+        raise ownership.notify_config_exists() from None
     return {}
 
 

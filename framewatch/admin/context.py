@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.admin.params import Params
-from framewatch.config import tables as t
+from framewatch.config import ownership
 from framewatch.config.store import ConfigStore
 
 
@@ -32,9 +31,7 @@ class Context:
     @asynccontextmanager
     async def change(self) -> AsyncIterator[AsyncConnection]:
         """One transaction, audited, serialized per account (counts and checks cannot race)."""
-        async with self.store.engine.begin() as conn:
-            # Write first: a row lock on PostgreSQL, the database write lock on SQLite, held to commit.
-            await conn.execute(update(t.accounts).where(t.accounts.c.id == self.account_id).values(id=t.accounts.c.id))
+        async with ownership.account_change(self.store, self.account_id) as conn:
             yield conn
             await self.store.record_change(conn, self.account_id, self.action, self.params.loggable())
         self.changed = True

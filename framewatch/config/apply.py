@@ -6,15 +6,14 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.broker.topology import Topology
+from framewatch.config import ownership, validate
 from framewatch.config import tables as t
-from framewatch.config import validate
 from framewatch.config.changes import ChangeFeed
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import ConfigStore, rotated_key_values
@@ -129,13 +128,13 @@ async def apply(
     report = Report()
     async with store.engine.begin() as conn:
         account_id = await store.ensure_account(conn, spec.account)
+    async with ownership.account_change(store, account_id) as conn:
         template_ids = await _templates(conn, account_id, spec, key_overlap, report)
         await _rules(conn, account_id, spec, template_ids, report, prune)
         await _detect_notify(conn, account_id, spec, report, prune)
         if prune:
             await _prune_templates(conn, account_id, set(template_ids.values()), report)
-        if await store.count_templates(conn, account_id) > validate.MAX_TEMPLATES:
-            raise ConfigError("LimitExceeded", f"at most {validate.MAX_TEMPLATES} templates per account")
+        await ownership.check_template_limit(store, conn, account_id)
         if report.changes:
             await store.record_change(conn, account_id, "ConfigApply", {"changes": report.changes})
     return report
@@ -188,12 +187,11 @@ async def _rules(
         for row in await conn.execute(select(t.templates).where(t.templates.c.account_id == account_id))
     }
     by_name = {name: tid for tid, name in names.items()} | template_ids
-    existing = {row.domain: row for row in await conn.execute(select(t.rules))}
     for rule in spec.rules:
         template_id = by_name.get(rule.template)
         if template_id is None:
             raise ConfigError("ResourceNotFound.TemplateNotFound", f"rule {rule.domain}: no template {rule.template!r}")
-        current = existing.get(rule.domain)
+        current = await ownership.own_rule(conn, rule.domain, account_id)
         if current is None:
             await conn.execute(
                 insert(t.rules).values(
@@ -205,8 +203,6 @@ async def _rules(
                 )
             )
             report.changes.append(f"rule {rule.domain}: bound to {rule.template}")
-        elif current.account_id != account_id:
-            raise ConfigError("InvalidParameter.DomainAlreadyBound", f"{rule.domain} is bound by another account")
         elif (current.template_id, current.app_name) != (template_id, rule.app_name):
             await conn.execute(
                 update(t.rules)
@@ -215,17 +211,13 @@ async def _rules(
             )
             report.changes.append(f"rule {rule.domain}: bound to {rule.template}")
     if prune:
-        await _prune_domains(conn, t.rules, "rule", existing, account_id, {r.domain for r in spec.rules}, report)
+        await _prune_domains(conn, t.rules, "rule", account_id, {r.domain for r in spec.rules}, report)
 
 
 async def _detect_notify(conn: AsyncConnection, account_id: int, spec: ConfigFile, report: Report, prune: bool) -> None:
     now = int(time.time())
-    existing = {row.domain: row for row in await conn.execute(select(t.detect_notify))}
-    owners = {row.domain: row.account_id for row in await conn.execute(select(t.rules))}
     for item in spec.detect_notify:
-        current = existing.get(item.domain)
-        if owners.get(item.domain, account_id) != account_id:
-            raise ConfigError("InvalidDomain.NotFound", f"detect_notify {item.domain}: the domain is another account's")
+        current = await ownership.own_notify_config(conn, item.domain, account_id)
         if current is None:
             await conn.execute(
                 insert(t.detect_notify).values(
@@ -237,8 +229,6 @@ async def _detect_notify(conn: AsyncConnection, account_id: int, spec: ConfigFil
                 )
             )
             report.changes.append(f"detect_notify {item.domain}: added")
-        elif current.account_id != account_id:
-            raise ConfigError("ConfigAlreadyExists", f"{item.domain}: configured by another account")
         elif current.notify_url != item.notify_url:
             await conn.execute(
                 update(t.detect_notify)
@@ -248,7 +238,7 @@ async def _detect_notify(conn: AsyncConnection, account_id: int, spec: ConfigFil
             report.changes.append(f"detect_notify {item.domain}: updated")
     if prune:
         keep = {item.domain for item in spec.detect_notify}
-        await _prune_domains(conn, t.detect_notify, "detect_notify", existing, account_id, keep, report)
+        await _prune_domains(conn, t.detect_notify, "detect_notify", account_id, keep, report)
 
 
 async def _prune_templates(conn: AsyncConnection, account_id: int, keep: set[int], report: Report) -> None:
@@ -263,13 +253,12 @@ async def _prune_domains(
     conn: AsyncConnection,
     table: Table,
     label: str,
-    existing: dict[str, Any],
     account_id: int,
     keep: set[str],
     report: Report,
 ) -> None:
     """Delete the account's rows of a per-domain table whose domain the file no longer names."""
-    for domain, row in existing.items():
-        if row.account_id == account_id and domain not in keep:
+    for row in await conn.execute(select(table).where(table.c.account_id == account_id)):
+        if row.domain not in keep:
             await conn.execute(delete(table).where(table.c.id == row.id))
-            report.changes.append(f"{label} {domain}: removed")
+            report.changes.append(f"{label} {row.domain}: removed")
