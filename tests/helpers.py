@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +200,18 @@ async def queue_callbacks(namespace: str, events: list[dict[str, Any]], domain: 
     finally:
         await publisher.close()
     return ids
+
+
+@contextmanager
+def frozen_broker() -> Iterator[None]:
+    """The broker's VM stopped (SIGSTOP) for the block: it keeps its sockets open and answers nothing."""
+    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True, text=True, check=True)
+    pid = int(found.stdout.split()[0])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def rabbitmqctl(*args: str) -> None:

@@ -4,8 +4,6 @@ connection goes on (or comes back) afterwards."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +15,7 @@ import pytest
 from framewatch.broker import confirms
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.broker.topology import Topology
-from tests.helpers import AMQP_URL, Broker, free_port, rabbitmqctl, wait_until
+from tests.helpers import AMQP_URL, Broker, free_port, frozen_broker, rabbitmqctl, wait_until
 
 HEADERS = {"provider": "tencent", "event_type": 200, "domain": "test.app", "schema_version": 1}
 
@@ -84,24 +82,15 @@ async def test_a_full_queue_nacks_and_says_so(publisher: Publisher, namespace: s
             await channel.queue_delete(name)
 
 
-def broker_pid() -> int:
-    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True, text=True, check=True)
-    return int(found.stdout.split()[0])
-
-
 @pytest.mark.slow
 async def test_a_frozen_broker_fails_the_publish_within_the_timeout_and_serves_again_after(
     publisher: Publisher, broker: Broker
 ) -> None:
-    pid = broker_pid()
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with frozen_broker():
         started = time.monotonic()
         with pytest.raises(PublishError) as refused:
             await publish(publisher, 1)
         waited = time.monotonic() - started
-    finally:
-        os.kill(pid, signal.SIGCONT)
     assert refused.value.reason == "timeout"
     assert 0.9 < waited < 1.5  # the 1 s bound, checked by a timer every 0.1 s at most (0.25 of the timeout)
     await publish(publisher, 2)

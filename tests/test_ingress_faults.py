@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import orjson
 import pytest
 
 from tests.conftest import apply_config, serve_ingress, standard_config
-from tests.helpers import REDIS_URL, IngressProcess, metric, post, rabbitmqctl, screenshot, signed, wait_until
+from tests.helpers import (
+    REDIS_URL,
+    IngressProcess,
+    frozen_broker,
+    metric,
+    post,
+    rabbitmqctl,
+    screenshot,
+    signed,
+    wait_until,
+)
 
 
 @pytest.mark.slow
@@ -34,6 +45,21 @@ async def test_broker_down_answers_503_and_recovers_without_restart(configured, 
         await wait_until(accepted, timeout=60, interval=0.5)
     messages = await broker.take("fetch")
     assert sorted(orjson.loads(m.body)["event"]["pic_url"] for m in messages) == ["/s/1.jpg", "/s/2.jpg"]
+
+
+@pytest.mark.slow
+async def test_a_broker_that_does_not_confirm_gets_503_within_the_bound(ingress, broker) -> None:
+    async with aiohttp.ClientSession() as session:
+        with frozen_broker():
+            started = time.monotonic()
+            status, answer = await post(session, ingress.callbacks, signed(screenshot(1)))
+            waited = time.monotonic() - started
+        assert (status, answer["error"]) == (503, "BrokerUnavailable")
+        assert waited < 3  # FRAMEWATCH_PUBLISH_TIMEOUT is 2 s in the tests
+        # The provider's retry of the same event goes through once the broker answers again.
+        assert (await post(session, ingress.callbacks, signed(screenshot(1))))[0] == 200
+        assert await metric(session, ingress.url, 'framewatch_publish_failures_total{cause="timeout"}') >= 1
+    assert await broker.count("fetch") >= 1
 
 
 async def test_duplicates_collapse_across_two_replicas_sharing_redis(configured, env, broker) -> None:
