@@ -43,6 +43,10 @@ _CONTENT_TYPE, _HEADERS, _DELIVERY_MODE = 1 << 15, 1 << 13, 1 << 12
 _MESSAGE_ID, _TIMESTAMP, _TYPE = 1 << 7, 1 << 6, 1 << 5
 
 
+# Encoded header tables by their items: a process publishes few distinct ones (provider, event type, domain, schema).
+_TABLES: dict[tuple[tuple[str, Any], ...], bytes] = {}
+
+
 class PublishError(Exception):
     """The broker did not take the message: it must be treated as not accepted. `reason` labels the cause."""
 
@@ -61,9 +65,20 @@ def properties(
 ) -> bytes:
     """The encoded basic properties of a persistent message."""
     flags = _CONTENT_TYPE | _HEADERS | _DELIVERY_MODE | _MESSAGE_ID | _TIMESTAMP
+    key = tuple(headers.items())
+    try:
+        table = _TABLES.get(key)
+    except TypeError:  # a value that cannot be a key (x-death's list of tables, say): encode it each time
+        key, table = None, None
+    if table is None:
+        table = encode.field_table(dict(headers))
+        if key is not None:
+            if len(_TABLES) >= 4096:
+                _TABLES.clear()
+            _TABLES[key] = table
     parts = [
         encode.short_string(content_type),
-        encode.field_table(dict(headers)),
+        table,
         b"\x02",  # delivery mode 2: persistent
         encode.short_string(message_id),
         encode.timestamp(timestamp or datetime.now(UTC)),
