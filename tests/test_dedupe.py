@@ -60,3 +60,14 @@ async def test_memory_window_is_bounded() -> None:
         await store.confirm(str(n))
     assert len(store) <= 101
     assert await store.claim("999") is Claim.DONE
+
+
+async def test_concurrent_claims_of_the_same_ids_give_one_new_each(make) -> None:
+    """Claims made together (one pipeline to Redis) keep their meaning: one NEW per id, the copies PENDING."""
+    store = make()
+    ids = [f"e{n}" for n in range(200)]
+    claims = await asyncio.gather(*(store.claim(i) for i in ids + ids))
+    assert claims.count(Claim.NEW) == 200
+    assert claims.count(Claim.PENDING) == 200
+    await asyncio.gather(*(store.confirm(i) for i in ids))
+    assert set(await asyncio.gather(*(store.claim(i) for i in ids))) == {Claim.DONE}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 from framewatch.dedupe.base import Claim, DedupeStore
 
@@ -11,13 +12,14 @@ class MemoryDedupe(DedupeStore):
     def __init__(self, window: float, pending_ttl: float, max_entries: int = 1_000_000) -> None:
         super().__init__(window, pending_ttl)
         self.max_entries = max_entries
-        # id -> expiry. Only str keys and float values: the garbage collector never walks these dicts, which
-        # matters with a million ids. Insertion order is expiry order, so pruning touches only expired ids.
-        self._done: dict[str, float] = {}
-        self._pending: dict[str, float] = {}
+        # id -> expiry; insertion order is expiry order, so pruning touches only expired ids. OrderedDict, not
+        # dict: a dict whose oldest keys keep being deleted finds its first key by skipping every deleted slot
+        # before it (~80 µs per callback once a full window expires as fast as it fills); this stays O(1).
+        self._done: OrderedDict[str, float] = OrderedDict()
+        self._pending: OrderedDict[str, float] = OrderedDict()
 
     @staticmethod
-    def _prune(entries: dict[str, float], now: float, limit: int) -> None:
+    def _prune(entries: OrderedDict[str, float], now: float, limit: int) -> None:
         while entries:
             oldest = next(iter(entries))
             if entries[oldest] > now and len(entries) <= limit:
@@ -37,8 +39,8 @@ class MemoryDedupe(DedupeStore):
 
     async def confirm(self, event_id: str) -> None:
         self._pending.pop(event_id, None)
-        self._done.pop(event_id, None)
         self._done[event_id] = time.monotonic() + self.window
+        self._done.move_to_end(event_id)
 
     async def release(self, event_id: str) -> None:
         self._pending.pop(event_id, None)
