@@ -178,9 +178,9 @@ class ConfirmingConnection(asyncio.Protocol):
         pending, returned = self._pending, self._returned
         for settled in tags:
             entry = pending.pop(settled, None)
+            failure = returned.pop(settled, None) if returned else None
             if entry is None or entry[0].done():  # expired, or its caller went away
                 continue
-            failure = returned.pop(settled, None) if returned else None
             if failure is None:
                 failure = error
             if failure is None:
