@@ -4,9 +4,12 @@ connection goes on (or comes back) afterwards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aio_pika
 import orjson
@@ -166,3 +169,56 @@ async def test_a_publisher_without_a_broker_refuses_at_once_and_is_not_ready(nam
         assert refused.value.reason == "not_connected"
     finally:
         await publisher.close()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subject = ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject, *files],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+async def tls_broker(tmp_path: Path) -> AsyncIterator[tuple[int, str]]:
+    """The real broker behind a TLS listener on loopback (its certificate for `localhost`, self-signed)."""
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        broker_reader, broker_writer = await asyncio.open_connection("127.0.0.1", 5672)
+        await asyncio.gather(pipe(client_reader, broker_writer), pipe(broker_reader, client_writer))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
+    yield server.sockets[0].getsockname()[1], str(cert)
+    server.close()
+
+
+async def test_amqps_with_the_operators_ca_publishes_and_an_unknown_ca_is_refused(
+    tls_broker: tuple[int, str], namespace: str, amqp: None, broker: Broker
+) -> None:
+    port, ca = tls_broker
+    trusted = f"amqps://guest:guest@localhost:{port}/?cafile={ca}"
+    publisher = Publisher(trusted, Topology(namespace), timeout=2.0)
+    publisher.start()
+    try:
+        # aio-pika (declaring) and the confirming connection (publishing) read the same URL and its cafile.
+        await asyncio.wait_for(publisher.wait_declared(), 15)
+        await publish(publisher, 1)
+    finally:
+        await publisher.close()
+    assert await broker.count("fetch") == 1
+    with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs do not know this certificate
+        await confirms.connect(f"amqps://guest:guest@localhost:{port}/", "framewatch-test", timeout=1)

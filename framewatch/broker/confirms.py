@@ -253,11 +253,13 @@ class ConfirmingConnection(asyncio.Protocol):
                 self.blocked = None
                 log.info("broker_unblocked_publishers")
             case commands.Connection.Start():
+                # As aio-pika reads the same URL: `?auth=external` authenticates with the TLS client certificate.
+                external = self._url.query.get("auth", "plain").lower() == "external"
                 self._send(
                     commands.Connection.StartOk(
                         client_properties={"connection_name": self._name, "capabilities": _CAPABILITIES},
-                        mechanism="PLAIN",
-                        response=f"\0{self._url.user or 'guest'}\0{self._url.password or 'guest'}",
+                        mechanism="EXTERNAL" if external else "PLAIN",
+                        response="" if external else f"\0{self._url.user or 'guest'}\0{self._url.password or 'guest'}",
                     )
                 )
             case commands.Connection.Tune():
@@ -343,19 +345,32 @@ class ConfirmingConnection(asyncio.Protocol):
             self._lost("closed")
 
 
-async def connect(
-    url: str, name: str, *, timeout: float, heartbeat: int = 60, max_in_flight: int = 20_000
-) -> ConfirmingConnection:
-    """Open a connection in confirm mode, or raise OSError/TimeoutError/ConnectionError."""
+def tls_context(url: URL) -> ssl.SSLContext:
+    """TLS for `amqps://`, from the query parameters aio-pika reads too: cafile, capath, certfile, keyfile,
+    no_verify_ssl=1 (tests only: it trusts any certificate)."""
+    query = url.query
+    context = ssl.create_default_context(cafile=query.get("cafile"), capath=query.get("capath"))
+    if certfile := query.get("certfile"):
+        context.load_cert_chain(certfile, query.get("keyfile"))
+    if query.get("no_verify_ssl", "0") != "0":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def connect(url: str, name: str, *, timeout: float, max_in_flight: int = 20_000) -> ConfirmingConnection:
+    """Open a connection in confirm mode, or raise OSError/TimeoutError/ConnectionError (ssl.SSLError included)."""
     parsed = URL(url)
     secure = parsed.scheme == "amqps"
+    heartbeat = int(parsed.query.get("heartbeat", "60"))
     loop = asyncio.get_running_loop()
+    context = await asyncio.to_thread(tls_context, parsed) if secure else None  # reads certificate files
     async with asyncio.timeout(10):
         transport, connection = await loop.create_connection(
             lambda: ConfirmingConnection(parsed, name, timeout, heartbeat, max_in_flight),
             parsed.host or "localhost",
             parsed.port or (5671 if secure else 5672),
-            ssl=ssl.create_default_context() if secure else None,
+            ssl=context,
         )
     try:
         async with asyncio.timeout(10):
