@@ -222,3 +222,22 @@ async def test_amqps_with_the_operators_ca_publishes_and_an_unknown_ca_is_refuse
     assert await broker.count("fetch") == 1
     with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs do not know this certificate
         await confirms.connect(f"amqps://guest:guest@localhost:{port}/", "framewatch-test", timeout=1)
+
+
+@pytest.mark.slow
+async def test_heartbeats_keep_an_idle_connection_and_notice_a_silent_broker(amqp: None, namespace: str) -> None:
+    publisher = Publisher(f"{AMQP_URL}?heartbeat=1", Topology(namespace), timeout=1.0)
+    publisher.start()
+    try:
+        await asyncio.wait_for(publisher.wait_declared(), 15)
+        first = publisher.connection
+        assert first is not None
+        await asyncio.sleep(3)  # idle for three heartbeat intervals: the beats keep it open
+        assert publisher.connection is first and publisher.ready
+        with frozen_broker():  # the socket stays open, nothing comes through: only heartbeats can tell
+            await wait_until(lambda: first.closed.done(), timeout=5)
+        assert "no frame from the broker" in first.closed.result()
+        await wait_until(lambda: publisher.ready and publisher.connection is not first, timeout=20)
+        await publish(publisher, 1)
+    finally:
+        await publisher.close()
