@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,11 @@ async def connect_until_up(url: str, name: str) -> AbstractRobustConnection:
             delay = min(delay * 2, 10.0)
 
 
+# Read when /metrics is scraped, not updated per message; `framewatch run` has two publishers (ingress, workers).
+_PUBLISHERS: weakref.WeakSet[Publisher] = weakref.WeakSet()
+metrics.PUBLISH_IN_FLIGHT.set_function(lambda: sum(publisher.in_flight for publisher in _PUBLISHERS))
+
+
 class Publisher:
     """Declares the topology, then publishes over one confirming connection, reconnecting on its own.
 
@@ -50,7 +56,11 @@ class Publisher:
         self._declared = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        metrics.PUBLISH_IN_FLIGHT.set_function(lambda: self.connection.in_flight if self.connection else 0)
+        _PUBLISHERS.add(self)
+
+    @property
+    def in_flight(self) -> int:
+        return self.connection.in_flight if self.connection is not None else 0
 
     @property
     def ready(self) -> bool:
