@@ -220,7 +220,7 @@ class ConfirmingConnection(asyncio.Protocol):
             if end > available:
                 break
             if buffer[end - 1] != FRAME_END:
-                self._fail_connection("the broker sent a malformed frame")
+                self._fail_connection("the broker sent a malformed frame", abort=True)
                 return
             if kind == 1 and size == 13 and buffer[offset + 7 : offset + 11] == _ACK_METHOD:
                 tag, bits = _ACK_ARGS.unpack_from(buffer, offset + 11)
@@ -296,15 +296,19 @@ class ConfirmingConnection(asyncio.Protocol):
     def _beat(self, interval: int) -> None:
         assert self._transport is not None
         if self._loop.time() - self._last_read > 2 * interval:
-            self._fail_connection(f"no frame from the broker in {2 * interval}s")
+            self._fail_connection(f"no frame from the broker in {2 * interval}s", abort=True)
             return
         self._transport.write(_HEARTBEAT)
         self._heartbeat_timer = self._loop.call_later(interval / 2, self._beat, interval)
 
-    def _fail_connection(self, reason: str) -> None:
+    def _fail_connection(self, reason: str, abort: bool = False) -> None:
+        """Close (after what is buffered, a Close-Ok say) or abort (the peer is gone or mad: nothing to say)."""
         if self._transport is not None:
-            self._flush()
-            self._transport.close()
+            if abort:
+                self._transport.abort()
+            else:
+                self._flush()
+                self._transport.close()
         self._lost(reason)
 
     def connection_lost(self, exc: Exception | None) -> None:
