@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -94,9 +95,15 @@ class CallbackHandler:
         if request.content_length is not None and request.content_length > cap:
             raise Refused(Reason.BodyTooLarge, f"body over {cap} bytes")
         try:
-            raw = await request.read()
+            if request.content.is_eof():  # the whole body came with the headers, as a callback's usually does
+                raw = await request.read()
+            else:
+                async with asyncio.timeout(self.settings.body_read_timeout):
+                    raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise Refused(Reason.BodyTooLarge, f"body over {cap} bytes") from None
+        except TimeoutError:
+            raise Refused(Reason.BodyTimeout, f"body not received within {self.settings.body_read_timeout}s") from None
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

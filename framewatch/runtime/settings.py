@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Bound on a publisher confirm; past it the callback is answered 503 and the provider retries.
     publish_timeout: float = Field(3.0, gt=0)
     body_max_bytes: int = Field(64 * 1024, gt=0)
+    # A body that has not arrived in this time is refused (408): a trickling client must not hold a handler.
+    body_read_timeout: float = Field(10.0, gt=0)
     # CSS signs with t = send time + 600 s; allow a little clock skew beyond that.
     sign_validity: int = 600
     clock_skew: int = 60
