@@ -34,8 +34,8 @@ test: install  ## the whole suite against the real RabbitMQ, Redis and PostgreSQ
 	$(BIN)/ruff check framewatch tests bench
 	$(BIN)/pytest -q
 
-bench-ingress: install  ## framewatch ingest vs the naive reference receiver (needs wrk)
-	$(BIN)/python bench/ingress.py --rounds 3
+bench-ingress: install  ## framewatch ingest (in-process and Redis window) vs the naive reference receiver (needs wrk)
+	$(BIN)/python bench/ingress.py --rounds 3 --redis
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
