@@ -32,9 +32,11 @@ async def publisher(amqp: None, namespace: str) -> AsyncIterator[Publisher]:
     await publisher.close()
 
 
-async def publish(publisher: Publisher, n: int, routing_key: str = "tencent.screenshot", **extra: object) -> None:
-    body = orjson.dumps({"n": n, "pad": "x" * int(extra.pop("pad", 0))})  # type: ignore[call-overload]
-    await publisher.publish(body, routing_key, message_id=f"m{n}", headers=HEADERS, **extra)  # type: ignore[arg-type]
+async def publish(
+    publisher: Publisher, n: int, routing_key: str = "tencent.screenshot", *, pad: int = 0, exchange: str | None = None
+) -> None:
+    body = orjson.dumps({"n": n, "pad": "x" * pad})
+    await publisher.publish(body, routing_key, message_id=f"m{n}", headers=HEADERS, exchange=exchange)
 
 
 async def test_many_publishes_in_flight_all_land_in_order_with_their_properties(
