@@ -8,6 +8,8 @@ import time
 import aiohttp
 import orjson
 import pytest
+import structlog
+import structlog.testing
 
 from tests.conftest import apply_config, serve_ingress, standard_config
 from tests.helpers import (
@@ -110,11 +112,18 @@ async def test_redis_down_still_accepts_and_publishes(settings, amqp, broker) ->
     async with serve_ingress(settings) as ingress, aiohttp.ClientSession() as session:
         errors_before = await metric(session, ingress.url, "framewatch_dedupe_errors_total")
         event = screenshot(1)
-        assert (await post(session, ingress.callbacks, signed(event)))[0] == 200
-        assert (await post(session, ingress.callbacks, signed(event)))[0] == 200
-        assert await metric(session, ingress.url, "framewatch_dedupe_errors_total") > errors_before
+        with structlog.testing.capture_logs() as logs:
+            assert (await post(session, ingress.callbacks, signed(event)))[0] == 200
+            assert (await post(session, ingress.callbacks, signed(event)))[0] == 200
+            more = [signed(screenshot(n)) for n in range(2, 52)]
+            statuses = await asyncio.gather(*(post(session, ingress.callbacks, body) for body in more))
+        assert {status for status, _ in statuses} == {200}
+        assert await metric(session, ingress.url, "framewatch_dedupe_errors_total") >= errors_before + 104
     # Without the window both copies are queued: a duplicate downstream is harmless, a loss is not.
-    assert await broker.count("fetch") == 2
+    assert await broker.count("fetch") == 52
+    # Every failed call is counted; the log says so once a second, with how many it left out.
+    warnings = [line for line in logs if line["event"] == "dedupe_unavailable"]
+    assert 1 <= len(warnings) <= 3
 
 
 async def test_health_endpoints(ingress) -> None:

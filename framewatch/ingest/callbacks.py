@@ -17,6 +17,7 @@ from framewatch.dedupe.base import Claim, DedupeStore
 from framewatch.ingest import signature
 from framewatch.ingest.refusals import Reason, Refused
 from framewatch.runtime import metrics
+from framewatch.runtime.logs import Occasionally
 from framewatch.runtime.settings import Settings
 from framewatch.schemas.messages import CallbackReceived
 from framewatch.schemas.tencent import PROVIDER, InvalidEvent, TencentEvent, event_id, parse_event
@@ -35,6 +36,7 @@ class CallbackHandler:
         self.publisher = publisher
         self._accepted = metrics.CALLBACKS.labels(PROVIDER, "accepted", "")
         self._duplicate = metrics.CALLBACKS.labels(PROVIDER, "duplicate", "")
+        self._dedupe_warnings = Occasionally()
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -126,13 +128,13 @@ class CallbackHandler:
             raise Refused(Reason.MissingDomain, "no app or domain in the body: post to /callbacks/tencent/{domain}")
         return domain
 
-    @staticmethod
-    async def _dedupe(call: Callable[[str], Awaitable[T]], event_id: str, fallback: T) -> T:
+    async def _dedupe(self, call: Callable[[str], Awaitable[T]], event_id: str, fallback: T) -> T:
         """The window is an optimisation: if its store fails, carry on as for a new id (a duplicate is harmless,
         a refusal or a loss is not). An unreleased claim expires by itself after pending_ttl."""
         try:
             return await call(event_id)
         except Exception as exc:
             metrics.DEDUPE_ERRORS.inc()
-            log.warning("dedupe_unavailable", error=str(exc), event_id=event_id)
+            if (left_out := self._dedupe_warnings.due()) is not None:  # Redis down: not a line per callback
+                log.warning("dedupe_unavailable", error=str(exc), event_id=event_id, left_out=left_out)
             return fallback
