@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,8 +102,6 @@ def main() -> None:
     }
     (work / "bench.toml").write_text(CONFIG)
     framewatch = [sys.executable, "-m", "framewatch"]
-    import subprocess
-
     subprocess.run(
         [*framewatch, "config", "apply", str(work / "bench.toml")],
         env={**os.environ, **env},

@@ -97,6 +97,7 @@ class ConfirmingConnection(asyncio.Protocol):
         self._url = url
         self._name = name
         self.timeout = timeout
+        self._sweep_every = min(0.1, timeout / 4)  # how late an expired publish may be failed
         self._heartbeat = heartbeat
         self.max_in_flight = max_in_flight
         self.opened: asyncio.Future[None] = self._loop.create_future()
@@ -201,7 +202,7 @@ class ConfirmingConnection(asyncio.Protocol):
             future = self._pending.pop(tag)[0]
             if not future.done():
                 future.set_exception(PublishError("timeout", f"no confirm within {self.timeout}s"))
-        self._expiry = self._loop.call_later(min(0.1, self.timeout / 4), self._expire)
+        self._expiry = self._loop.call_later(self._sweep_every, self._expire)
 
     # --- the protocol -----------------------------------------------------------------------------------------
 
@@ -274,7 +275,7 @@ class ConfirmingConnection(asyncio.Protocol):
             case commands.Channel.OpenOk():
                 self._send(commands.Confirm.Select(), CHANNEL)
             case commands.Confirm.SelectOk():
-                self._expiry = self._loop.call_later(min(0.1, self.timeout / 4), self._expire)
+                self._expiry = self._loop.call_later(self._sweep_every, self._expire)
                 self.is_open = True
                 self.opened.set_result(None)
             case commands.Channel.Close():

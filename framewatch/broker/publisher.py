@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aio_pika
 import aiormq
@@ -22,16 +22,28 @@ from framewatch.runtime.logs import redact_url
 log = structlog.get_logger("framewatch.broker")
 
 
-async def connect_until_up(url: str, name: str) -> AbstractRobustConnection:
-    """A robust connection, retried with backoff for as long as the broker is unreachable."""
+T = TypeVar("T")
+UNREACHABLE = (TimeoutError, OSError, aiormq.exceptions.AMQPError)
+
+
+async def until_up(
+    attempt: Callable[[], Awaitable[T]], url: str, retry_on: tuple[type[Exception], ...] = UNREACHABLE
+) -> T:
+    """`attempt()` again and again, backing off from 0.5 s to 10 s, for as long as the broker is unreachable."""
     delay = 0.5
     while True:
         try:
-            return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
-        except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
-            log.warning("broker_unreachable", url=redact_url(url), error=str(exc), retry_in=delay)
+            return await attempt()
+        except retry_on as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("broker_unreachable", url=redact_url(url), error=error, retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+async def connect_until_up(url: str, name: str) -> AbstractRobustConnection:
+    """A robust connection, retried with backoff for as long as the broker is unreachable."""
+    return await until_up(lambda: aio_pika.connect_robust(url, client_properties={"connection_name": name}), url)
 
 
 # Read when /metrics is scraped, not updated per message; `framewatch run` has two publishers (ingress, workers).
@@ -76,18 +88,10 @@ class Publisher:
         self._task = asyncio.create_task(self._stay_connected(), name="broker-connect")
 
     async def _stay_connected(self) -> None:
-        delay, connected_before = 0.5, False
+        connected_before = False
         while not self._closing:
-            try:
-                await self._declare()
-                connection = await confirms.connect(self.url, self.name, timeout=self.timeout)
-            except Exception as exc:  # whatever it was, this loop must go on: publishing waits for it
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("broker_unreachable", url=redact_url(self.url), error=error, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            delay = 0.5
+            # Whatever fails, this loop must go on: publishing waits for it.
+            connection = await until_up(self._open, self.url, retry_on=(Exception,))
             self.connection = connection
             self._declared.set()
             metrics.BROKER_CONNECTED.set(1)
@@ -97,6 +101,10 @@ class Publisher:
             metrics.BROKER_CONNECTED.set(0)
             if not self._closing:  # our own close on shutdown is not worth a warning
                 log.warning("broker_connection_lost", reason=reason)
+
+    async def _open(self) -> ConfirmingConnection:
+        await self._declare()
+        return await confirms.connect(self.url, self.name, timeout=self.timeout)
 
     async def _declare(self) -> None:
         """Exchanges and queues, on a short aio-pika connection: idempotent, and again after every reconnect

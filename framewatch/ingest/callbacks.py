@@ -96,12 +96,11 @@ class CallbackHandler:
         cap = self.settings.body_max_bytes
         if request.content_length is not None and request.content_length > cap:
             raise Refused(Reason.BodyTooLarge, f"body over {cap} bytes")
+        # No timer when the whole body came with the headers, as a callback's usually does.
+        deadline = None if request.content.is_eof() else self.settings.body_read_timeout
         try:
-            if request.content.is_eof():  # the whole body came with the headers, as a callback's usually does
+            async with asyncio.timeout(deadline):
                 raw = await request.read()
-            else:
-                async with asyncio.timeout(self.settings.body_read_timeout):
-                    raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise Refused(Reason.BodyTooLarge, f"body over {cap} bytes") from None
         except TimeoutError:
