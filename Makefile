@@ -31,7 +31,7 @@ bench-e2e: install  ## the simulator against the fleet, one process per stage (n
 	$(BIN)/python bench/e2e.py
 
 test: install  ## the whole suite against the real RabbitMQ, Redis and PostgreSQL
-	$(BIN)/ruff check framewatch tests bench
+	$(BIN)/ruff check framewatch ingest workers schemas tests bench
 	$(BIN)/pytest -q
 
 bench-ingress: install  ## framewatch ingest (in-process and Redis window) vs the naive reference receiver (needs wrk)

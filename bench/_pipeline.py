@@ -11,7 +11,7 @@ import aio_pika
 
 from framewatch.broker.publisher import Publisher
 from framewatch.broker.topology import STAGES, Topology
-from framewatch.schemas.messages import CallbackReceived
+from schemas.messages import CallbackReceived
 
 
 def _local_queues(namespace: str) -> list[str]:

@@ -26,7 +26,7 @@ from _harness import ROOT, SHARED_BENCH, peak_rss_mb, wait_port
 from _pipeline import depth, publish, reset
 
 from framewatch.broker.topology import Topology
-from framewatch.schemas.messages import CallbackReceived
+from schemas.messages import CallbackReceived
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench-fetch"

@@ -30,10 +30,10 @@ from nudenet import NudeDetector
 
 from framewatch.blobs.backends.local import LocalBlobStore
 from framewatch.blobs.base import Blob
-from framewatch.schemas.messages import CallbackReceived, FrameStored, StoredImage
-from framewatch.workers.fetch.images import process
-from framewatch.workers.moderate.backends.nudenet import NudeNetBackend
-from framewatch.workers.moderate.thresholds import Thresholds
+from schemas.messages import CallbackReceived, FrameStored, StoredImage
+from workers.fetch.images import process
+from workers.moderate.backends.nudenet import NudeNetBackend
+from workers.moderate.thresholds import Thresholds
 
 
 def reference_detector() -> NudeDetector:

@@ -24,7 +24,7 @@ from _harness import SHARED_BENCH
 sys.path.insert(0, str(SHARED_BENCH))
 import limits_thumb
 
-from framewatch.workers.fetch.images import process
+from workers.fetch.images import process
 
 MAX_PIXELS = 40_000_000
 

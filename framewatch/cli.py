@@ -13,7 +13,7 @@ from framewatch.runtime.settings import Settings, get_settings
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from framewatch.ingest.app import create_app
+    from ingest.app import create_app
     from framewatch.runtime.serve import serve
 
     serve(create_app(settings), settings, "ingest", port=args.port)
@@ -22,10 +22,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.broker.topology import STAGES
-    from framewatch.ingest.app import create_app
+    from ingest.app import create_app
     from framewatch.runtime import health
     from framewatch.runtime.serve import serve
-    from framewatch.workers.service import add_workers
+    from workers.service import add_workers
 
     app = create_app(settings)
     workers = add_workers(app, settings, list(STAGES))
@@ -37,7 +37,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.broker.topology import STAGES
     from framewatch.runtime.serve import serve
-    from framewatch.workers.service import create_app
+    from workers.service import create_app
 
     names = list(STAGES) if "all" in args.stages else list(dict.fromkeys(args.stages))
     serve(create_app(settings, names), settings, "worker:" + ",".join(names), port=args.port or settings.worker_port)

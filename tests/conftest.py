@@ -16,10 +16,10 @@ from aiohttp import web
 
 from framewatch.broker.topology import STAGES, Topology
 from framewatch.config import apply as config_apply
-from framewatch.ingest.app import create_app
+from ingest.app import create_app
 from framewatch.runtime.settings import Settings
-from framewatch.workers.runtime import RETRY_AFTER_RUNGS
-from framewatch.workers.service import Workers, build_stage
+from workers.runtime import RETRY_AFTER_RUNGS
+from workers.service import Workers, build_stage
 from tests.helpers import (
     AMQP_URL,
     KEY,

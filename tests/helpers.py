@@ -171,8 +171,8 @@ async def queue_callbacks(namespace: str, events: list[dict[str, Any]], domain: 
     """Publish provider events as the ingress would have accepted them; returns their event ids."""
     from framewatch.broker.publisher import Publisher
     from framewatch.broker.topology import Topology
-    from framewatch.schemas.messages import CallbackReceived
-    from framewatch.schemas.tencent import PROVIDER, event_id, parse_event
+    from schemas.messages import CallbackReceived
+    from framewatch.providers.tencent.events import PROVIDER, event_id, parse_event
 
     publisher = Publisher(AMQP_URL, Topology(namespace), timeout=5)
     publisher.start()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from framewatch.blobs import factory as blob_factory
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import FrameStored
+from schemas.messages import FrameStored
 from tests.conftest import serve_workers, settings_from
 from tests.helpers import Broker, WorkerProcess, free_port, queue_callbacks, run_cli, screenshot, wait_until
 from tests.imageserver import ImageServer, jpeg

@@ -309,10 +309,10 @@ async def test_tencent_ims_requests_are_tc3_signed_and_throttled_answers_retried
 async def test_the_local_model_gives_a_fixed_image_a_fixed_verdict(tmp_path: Path) -> None:
     from framewatch.blobs.backends.local import LocalBlobStore
     from framewatch.blobs.base import Blob
-    from framewatch.schemas.messages import CallbackReceived, FrameStored, StoredImage
-    from framewatch.workers.fetch.images import process
-    from framewatch.workers.moderate.backends.nudenet import NudeNetBackend
-    from framewatch.workers.moderate.thresholds import Thresholds
+    from schemas.messages import CallbackReceived, FrameStored, StoredImage
+    from workers.fetch.images import process
+    from workers.moderate.backends.nudenet import NudeNetBackend
+    from workers.moderate.thresholds import Thresholds
     from tests.imageserver import jpeg
 
     store = LocalBlobStore(tmp_path, "http://x")

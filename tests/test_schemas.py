@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from framewatch.schemas.tencent import (
+from framewatch.providers.tencent.events import (
     ImageModerationEvent,
     InvalidEvent,
     RecordingEvent,

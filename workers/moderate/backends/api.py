@@ -9,9 +9,9 @@ import aiohttp
 from framewatch.blobs.base import BlobStore
 from framewatch.runtime.http import GuardedClient, retry_after
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import FrameStored, StoredImage, Verdict
-from framewatch.workers.failures import Permanent
-from framewatch.workers.moderate.backends.base import BackendUnavailable, ModerationBackend
+from schemas.messages import FrameStored, StoredImage, Verdict
+from workers.failures import Permanent
+from workers.moderate.backends.base import BackendUnavailable, ModerationBackend
 
 
 class ApiBackend(ModerationBackend):

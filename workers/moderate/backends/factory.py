@@ -6,8 +6,8 @@ import importlib.util
 
 from framewatch.blobs.base import BlobStore
 from framewatch.runtime.settings import Settings
-from framewatch.workers.moderate.backends.base import ModerationBackend
-from framewatch.workers.moderate.thresholds import Thresholds
+from workers.moderate.backends.base import ModerationBackend
+from workers.moderate.thresholds import Thresholds
 
 
 def create(settings: Settings, blobs: BlobStore) -> ModerationBackend:
@@ -16,17 +16,17 @@ def create(settings: Settings, blobs: BlobStore) -> ModerationBackend:
     if name is None:
         name = "nudenet" if importlib.util.find_spec("nudenet") else "none"
     if name == "nudenet":
-        from framewatch.workers.moderate.backends.nudenet import NudeNetBackend
+        from workers.moderate.backends.nudenet import NudeNetBackend
 
         return NudeNetBackend(blobs, thresholds, settings.moderation_threads)
     if name == "http":
-        from framewatch.workers.moderate.backends.http import HttpBackend
+        from workers.moderate.backends.http import HttpBackend
 
         return HttpBackend(settings, blobs, thresholds)
     if name == "tencent-ims":
-        from framewatch.workers.moderate.backends.tencent_ims import TencentImsBackend
+        from workers.moderate.backends.tencent_ims import TencentImsBackend
 
         return TencentImsBackend(settings, blobs)
-    from framewatch.workers.moderate.backends.none import NoModeration
+    from workers.moderate.backends.none import NoModeration
 
     return NoModeration()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from framewatch.schemas.messages import FrameStored, Verdict
-from framewatch.workers.moderate.backends.base import ModerationBackend
+from schemas.messages import FrameStored, Verdict
+from workers.moderate.backends.base import ModerationBackend
 
 
 class NoModeration(ModerationBackend):

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from framewatch.blobs.base import BlobStore
-from framewatch.schemas.messages import FrameStored, StoredImage, Verdict
-from framewatch.workers.failures import Permanent, Transient
+from schemas.messages import FrameStored, StoredImage, Verdict
+from workers.failures import Permanent, Transient
 
 
 class BackendUnavailable(Transient):

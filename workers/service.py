@@ -14,7 +14,7 @@ from framewatch.broker.publisher import Publisher, connect_until_up
 from framewatch.broker.topology import STAGES, Topology
 from framewatch.runtime import health
 from framewatch.runtime.settings import Settings
-from framewatch.workers.runtime import Stage, StageRunner
+from workers.runtime import Stage, StageRunner
 
 log = structlog.get_logger("framewatch.worker")
 
@@ -22,18 +22,18 @@ log = structlog.get_logger("framewatch.worker")
 def build_stage(name: str, settings: Settings) -> Stage:
     if name == "fetch":
         from framewatch.blobs import factory as blob_factory
-        from framewatch.workers.fetch.stage import FetchStage
+        from workers.fetch.stage import FetchStage
 
         return FetchStage(settings, blob_factory.create(settings))
     if name == "moderate":
         from framewatch.blobs import factory as blob_factory
-        from framewatch.workers.moderate.backends import factory as backend_factory
-        from framewatch.workers.moderate.stage import ModerateStage
+        from workers.moderate.backends import factory as backend_factory
+        from workers.moderate.stage import ModerateStage
 
         return ModerateStage(settings, backend_factory.create(settings, blob_factory.create(settings)))
     if name == "deliver":
         from framewatch.config.live import live_config
-        from framewatch.workers.deliver.stage import DeliverStage
+        from workers.deliver.stage import DeliverStage
 
         return DeliverStage(settings, live_config(settings))
     raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)} or all")

@@ -18,13 +18,13 @@ from framewatch.broker.topology import FRAME_STORED
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import CallbackReceived, FrameModerated, FrameStored, StoredImage
-from framewatch.schemas.tencent import ScreenshotEvent
-from framewatch.workers.failures import Permanent, Transient
-from framewatch.workers.fetch import images
-from framewatch.workers.fetch.download import download
-from framewatch.workers.moderate.stage import moderated_output
-from framewatch.workers.runtime import Output, Stage
+from schemas.messages import CallbackReceived, FrameModerated, FrameStored, StoredImage
+from framewatch.providers.tencent.events import ScreenshotEvent
+from workers.failures import Permanent, Transient
+from workers.fetch import images
+from workers.fetch.download import download
+from workers.moderate.stage import moderated_output
+from workers.runtime import Output, Stage
 
 log = structlog.get_logger("framewatch.fetch")
 

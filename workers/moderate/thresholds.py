@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from framewatch.schemas.messages import Suggestion
+from schemas.messages import Suggestion
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from framewatch.blobs.base import BlobStore
-from framewatch.schemas.messages import FrameStored, StoredImage, Verdict
-from framewatch.workers.moderate.backends.base import ModerationBackend, read_image
-from framewatch.workers.moderate.thresholds import Thresholds
+from schemas.messages import FrameStored, StoredImage, Verdict
+from workers.moderate.backends.base import ModerationBackend, read_image
+from workers.moderate.thresholds import Thresholds
 
 INPUT = 320  # the 320n model's input size (longest side)
 STRIDE = 32  # its input sides must be multiples of this

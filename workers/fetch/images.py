@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from framewatch.workers.failures import Permanent
+from workers.failures import Permanent
 
 # Magic bytes: what the body says it is, whatever the URL or the Content-Type claim.
 FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}

@@ -15,10 +15,10 @@ from yarl import URL
 
 from framewatch.blobs.base import BlobStore
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import FrameStored, Verdict
-from framewatch.workers.failures import Permanent
-from framewatch.workers.moderate.backends.api import ApiBackend, check_status, image_for_api
-from framewatch.workers.moderate.backends.base import BackendUnavailable, read_image
+from schemas.messages import FrameStored, Verdict
+from workers.failures import Permanent
+from workers.moderate.backends.api import ApiBackend, check_status, image_for_api
+from workers.moderate.backends.base import BackendUnavailable, read_image
 
 SERVICE = "ims"
 ACTION = "ImageModeration"

@@ -14,15 +14,15 @@ from aiohttp import web
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.config.live import LiveConfig
 from framewatch.dedupe.base import Claim, DedupeStore
-from framewatch.ingest import signature
-from framewatch.ingest.refusals import Reason, Refused
+from ingest import signature
+from ingest.refusals import Reason, Refused
 from framewatch.runtime import metrics
 from framewatch.runtime.logs import Occasionally
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import CallbackReceived
-from framewatch.schemas.tencent import PROVIDER, InvalidEvent, TencentEvent, event_id, parse_event
+from schemas.messages import CallbackReceived
+from framewatch.providers.tencent.events import PROVIDER, InvalidEvent, TencentEvent, event_id, parse_event
 
-log = structlog.get_logger("framewatch.ingest")
+log = structlog.get_logger("ingest")
 _OK_BODY = b'{"code":0}'
 T = TypeVar("T")
 _JSON_TYPES = frozenset({"application/json", "text/json"})

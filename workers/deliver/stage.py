@@ -23,10 +23,10 @@ from framewatch.config.live import LiveConfig
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient, UnsafeDestination, loggable, retry_after
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import CallbackReceived, FrameModerated, Webhook
-from framewatch.workers.deliver import plan, signing
-from framewatch.workers.failures import Deferred, Permanent, Transient
-from framewatch.workers.runtime import Output, Stage
+from schemas.messages import CallbackReceived, FrameModerated, Webhook
+from workers.deliver import plan, signing
+from workers.failures import Deferred, Permanent, Transient
+from workers.runtime import Output, Stage
 
 log = structlog.get_logger("framewatch.deliver")
 

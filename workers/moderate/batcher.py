@@ -10,9 +10,9 @@ import asyncio
 import time
 
 from framewatch.runtime import metrics
-from framewatch.schemas.messages import FrameStored, Verdict
-from framewatch.workers.moderate.backends.base import BackendUnavailable, ModerationBackend
-from framewatch.workers.moderate.limits import CircuitBreaker, TokenBucket
+from schemas.messages import FrameStored, Verdict
+from workers.moderate.backends.base import BackendUnavailable, ModerationBackend
+from workers.moderate.limits import CircuitBreaker, TokenBucket
 
 Pending = tuple[FrameStored, asyncio.Future[Verdict | None]]
 

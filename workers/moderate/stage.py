@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from framewatch.broker.topology import MODERATED
 from framewatch.runtime import metrics
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import CallbackReceived, FrameModerated, FrameStored, Verdict
-from framewatch.schemas.tencent import ImageModerationEvent
-from framewatch.workers.failures import Permanent
-from framewatch.workers.moderate.backends.base import ModerationBackend
-from framewatch.workers.moderate.batcher import Batcher
-from framewatch.workers.moderate.limits import CircuitBreaker, TokenBucket
-from framewatch.workers.runtime import Output, Stage
+from schemas.messages import CallbackReceived, FrameModerated, FrameStored, Verdict
+from framewatch.providers.tencent.events import ImageModerationEvent
+from workers.failures import Permanent
+from workers.moderate.backends.base import ModerationBackend
+from workers.moderate.batcher import Batcher
+from workers.moderate.limits import CircuitBreaker, TokenBucket
+from workers.runtime import Output, Stage
 
 # Tencent IMS's documented default quota.
 IMS_RATE = 100.0

@@ -6,7 +6,7 @@ import aiohttp
 from yarl import URL
 
 from framewatch.runtime.http import GuardedClient, UnsafeDestination, retry_after
-from framewatch.workers.failures import Permanent, Transient
+from workers.failures import Permanent, Transient
 
 CHUNK = 64 * 1024
 

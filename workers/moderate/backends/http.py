@@ -9,11 +9,11 @@ import aiohttp
 
 from framewatch.blobs.base import BlobStore
 from framewatch.runtime.settings import Settings
-from framewatch.schemas.messages import FrameStored, Verdict
-from framewatch.workers.failures import Permanent
-from framewatch.workers.moderate.backends.api import ApiBackend, check_status, image_for_api
-from framewatch.workers.moderate.backends.base import BackendUnavailable, read_image
-from framewatch.workers.moderate.thresholds import Thresholds
+from schemas.messages import FrameStored, Verdict
+from workers.failures import Permanent
+from workers.moderate.backends.api import ApiBackend, check_status, image_for_api
+from workers.moderate.backends.base import BackendUnavailable, read_image
+from workers.moderate.thresholds import Thresholds
 
 
 def field(document: Any, path: str) -> Any:

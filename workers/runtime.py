@@ -23,7 +23,7 @@ from framewatch.broker.dlq import ATTEMPT, DETAIL, FAILED_AT, FAILED_STAGE, REAS
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.broker.topology import Topology
 from framewatch.runtime import metrics
-from framewatch.workers.failures import Deferred, Permanent, StageFailure, Transient
+from workers.failures import Deferred, Permanent, StageFailure, Transient
 
 log = structlog.get_logger("framewatch.worker")
 

@@ -6,8 +6,8 @@ import hashlib
 import hmac
 
 from framewatch.config.snapshot import Template
-from framewatch.ingest.refusals import Reason, Refused
-from framewatch.schemas.tencent import UNSIGNED_TYPES, TencentEvent
+from ingest.refusals import Reason, Refused
+from framewatch.providers.tencent.events import UNSIGNED_TYPES, TencentEvent
 
 
 def sign(key: str, t: int) -> str:

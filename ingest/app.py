@@ -15,7 +15,7 @@ from framewatch.broker.topology import Topology
 from framewatch.config.live import LiveConfig, live_config
 from framewatch.config.store import ConfigStore
 from framewatch.dedupe import factory as dedupe_factory
-from framewatch.ingest.callbacks import CallbackHandler
+from ingest.callbacks import CallbackHandler
 from framewatch.runtime import health
 from framewatch.runtime.settings import Settings
 

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from framewatch.config.snapshot import Snapshot
-from framewatch.schemas.messages import CallbackReceived, FrameModerated, StoredImage, Verdict, Webhook
-from framewatch.workers.failures import Permanent
+from schemas.messages import CallbackReceived, FrameModerated, StoredImage, Verdict, Webhook
+from workers.failures import Permanent
 
 # Which template URL receives each event kind (the seeds' *NotifyUrl names).
 KIND_URLS = {
