@@ -13,34 +13,28 @@ from framewatch.runtime.settings import Settings, get_settings
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from ingest.app import create_app
     from framewatch.runtime.serve import serve
+    from framewatch.wiring import ingest_listeners
 
-    serve(create_app(settings), settings, "ingest", port=args.port)
+    serve(ingest_listeners(settings, args.port, args.admin_port), "ingest", settings.shutdown_timeout)
     return 0
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from framewatch.broker.topology import STAGES
-    from ingest.app import create_app
-    from framewatch.runtime import health
     from framewatch.runtime.serve import serve
-    from workers.service import add_workers
+    from framewatch.wiring import run_listeners
 
-    app = create_app(settings)
-    workers = add_workers(app, settings, list(STAGES))
-    app[health.READINESS]["workers"] = lambda: workers.ready
-    serve(app, settings, "run", port=args.port)
+    serve(run_listeners(settings, args.port, args.admin_port), "run", settings.shutdown_timeout)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.broker.topology import STAGES
     from framewatch.runtime.serve import serve
-    from workers.service import create_app
+    from framewatch.wiring import worker_listeners
 
     names = list(STAGES) if "all" in args.stages else list(dict.fromkeys(args.stages))
-    serve(create_app(settings, names), settings, "worker:" + ",".join(names), port=args.port or settings.worker_port)
+    serve(worker_listeners(settings, names, args.port), "worker:" + ",".join(names), settings.shutdown_timeout)
     return 0
 
 
@@ -125,6 +119,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         width=int(width),
         height=int(height),
         retry_scale=args.retry_scale,
+        provider=args.provider,
     )
     plan = Plan(
         streams=args.streams,
@@ -158,11 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ingest = commands.add_parser("ingest", help="serve provider callbacks, health and metrics")
-    ingest.add_argument("--port", type=int, help="listen port (default FRAMEWATCH_PORT)")
+    ingest.add_argument("--port", type=int, help="callback listener's port (default FRAMEWATCH_PORT)")
+    ingest.add_argument("--admin-port", type=int, help="admin listener's port (default FRAMEWATCH_ADMIN_PORT)")
     ingest.set_defaults(func=cmd_ingest)
 
     run = commands.add_parser("run", help="the whole pipeline in one process: ingress and every worker stage")
-    run.add_argument("--port", type=int, help="listen port (default FRAMEWATCH_PORT)")
+    run.add_argument("--port", type=int, help="callback listener's port (default FRAMEWATCH_PORT)")
+    run.add_argument("--admin-port", type=int, help="admin listener's port (default FRAMEWATCH_ADMIN_PORT)")
     run.set_defaults(func=cmd_run)
 
     worker = commands.add_parser("worker", help="run worker stages: fetch, moderate, deliver (or all)")
@@ -205,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--ingress", default="http://127.0.0.1:8080", help="framewatch's base URL")
     sim.add_argument("--domain", default="demo.live", help="push domain the callbacks are for")
+    sim.add_argument(
+        "--provider",
+        choices=["tencent", "alibaba"],
+        default="tencent",
+        help="which cloud to play: tencent (screenshots, stream and moderation events) or alibaba (publish, "
+        "publish_done and recording callbacks, with its retry policy: 5 retries 1 s apart, 5 s timeout)",
+    )
     sim.add_argument(
         "--key", default="demoKey123", help="the domain's template key (signs callbacks, checks deliveries)"
     )

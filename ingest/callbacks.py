@@ -1,4 +1,5 @@
-"""POST /callbacks/tencent[/{domain}]: authenticate, parse, dedupe, publish with confirm, then answer."""
+"""One streaming cloud's callback route: read within bounds, parse, check the binding, verify, dedupe, publish with
+confirm, then answer. The provider's package knows its formats and signatures; this is the same for every cloud."""
 
 from __future__ import annotations
 
@@ -7,70 +8,74 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import orjson
 import structlog
 from aiohttp import web
 
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.config.live import LiveConfig
 from framewatch.dedupe.base import Claim, DedupeStore
-from ingest import signature
-from ingest.refusals import Reason, Refused
+from framewatch.providers.base import Provider, RawRequest
+from framewatch.providers.refusals import Reason, Refused
 from framewatch.runtime import metrics
 from framewatch.runtime.logs import Occasionally
-from framewatch.runtime.settings import Settings
-from schemas.messages import CallbackReceived
-from framewatch.providers.tencent.events import PROVIDER, InvalidEvent, TencentEvent, event_id, parse_event
+from ingest.refusals import refusal_response
 
-log = structlog.get_logger("ingest")
+log = structlog.get_logger("framewatch.ingest")
 _OK_BODY = b'{"code":0}'
 T = TypeVar("T")
-_JSON_TYPES = frozenset({"application/json", "text/json"})
 
 
 class CallbackHandler:
-    def __init__(self, settings: Settings, config: LiveConfig, dedupe: DedupeStore, publisher: Publisher) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        provider: Provider,
+        config: LiveConfig,
+        dedupe: DedupeStore,
+        publisher: Publisher,
+        *,
+        body_max_bytes: int,
+        body_read_timeout: float,
+    ) -> None:
+        self.provider = provider
         self.config = config
         self.dedupe = dedupe
         self.publisher = publisher
-        self._accepted = metrics.CALLBACKS.labels(PROVIDER, "accepted", "")
-        self._duplicate = metrics.CALLBACKS.labels(PROVIDER, "duplicate", "")
+        self.body_max_bytes = body_max_bytes
+        self.body_read_timeout = body_read_timeout
+        self._accepted = metrics.CALLBACKS.labels(provider.name, "accepted", "")
+        self._duplicate = metrics.CALLBACKS.labels(provider.name, "duplicate", "")
         self._dedupe_warnings = Occasionally()
+
+    def add_routes(self, app: web.Application) -> None:
+        # Every method: a method the cloud never uses gets the contract's JSON refusal, not aiohttp's text.
+        for path in self.provider.paths:
+            app.router.add_route("*", path, self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
             return await self._handle(request)
         except Refused as refused:
-            metrics.CALLBACKS.labels(PROVIDER, "refused", refused.reason.name).inc()
+            metrics.CALLBACKS.labels(self.provider.name, "refused", refused.reason.name).inc()
             log.info(
                 "callback_refused",
+                provider=self.provider.name,
                 reason=refused.reason.name,
                 detail=refused.message,
                 peer=request.remote,
                 domain=request.match_info.get("domain"),
             )
-            return refused.response()
+            return refusal_response(refused)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body, event = await self._read(request)
-        domain = self._domain(event, request.match_info.get("domain"))
-        binding = self.config.snapshot.bindings.get(domain)
-        if binding is None or (binding.app_name and binding.app_name != event.appname):
-            raise Refused(Reason.DomainNotBound, f"no callback rule binds {domain!r}: callbacks are off")
+        raw = await self._read(request)
+        incoming = self.provider.parse(raw)
+        binding = self.config.snapshot.bindings.get(incoming.domain)
+        if binding is None or (binding.app_name and binding.app_name != incoming.app_name):
+            raise Refused(Reason.DomainNotBound, f"no callback rule binds {incoming.domain!r}: callbacks are off")
         now = time.time()
-        signature.verify(event, binding.template, now, self.settings.sign_validity, self.settings.clock_skew)
+        self.provider.verify(incoming, raw, binding.template, now)
 
-        # Built from values the ingress produced or validated: no need to validate them a second time.
-        message = CallbackReceived.model_construct(
-            id=event_id(event, domain),
-            provider=PROVIDER,
-            domain=domain,
-            kind=event.kind,
-            event_type=event.event_type,
-            received_at=now,
-            event=body,
-        )
+        message = self.provider.message(incoming, now)
         claim = await self._dedupe(self.dedupe.claim, message.id, Claim.NEW)
         if claim is Claim.DONE:
             self._duplicate.inc()
@@ -87,45 +92,36 @@ class CallbackHandler:
             raise Refused(Reason.BrokerUnavailable, f"not queued, retry later: {exc}") from None
         await self._dedupe(self.dedupe.confirm, message.id, None)
         self._accepted.inc()
-        log.debug("callback_accepted", event_id=message.id, domain=domain, kind=message.kind)
+        log.debug("callback_accepted", event_id=message.id, domain=incoming.domain, kind=message.kind)
         return web.Response(body=_OK_BODY, content_type="application/json")
 
-    async def _read(self, request: web.Request) -> tuple[dict[str, object], TencentEvent]:
-        if request.content_type not in _JSON_TYPES and not request.content_type.endswith("+json"):
-            raise Refused(Reason.UnsupportedMediaType, f"expected application/json, got {request.content_type!r}")
-        cap = self.settings.body_max_bytes
+    async def _read(self, request: web.Request) -> RawRequest:
+        body = b""
+        if request.method not in ("GET", "HEAD"):
+            body = await self._read_body(request)
+        return RawRequest(
+            method=request.method,
+            host=request.host,
+            query=request.query,
+            headers=request.headers,
+            content_type=request.content_type,
+            body=body,
+            path_domain=request.match_info.get("domain"),
+        )
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        cap = self.body_max_bytes
         if request.content_length is not None and request.content_length > cap:
             raise Refused(Reason.BodyTooLarge, f"body over {cap} bytes")
         # No timer when the whole body came with the headers, as a callback's usually does.
-        deadline = None if request.content.is_eof() else self.settings.body_read_timeout
+        deadline = None if request.content.is_eof() else self.body_read_timeout
         try:
             async with asyncio.timeout(deadline):
-                raw = await request.read()
+                return await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise Refused(Reason.BodyTooLarge, f"body over {cap} bytes") from None
         except TimeoutError:
-            raise Refused(Reason.BodyTimeout, f"body not received within {self.settings.body_read_timeout}s") from None
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise Refused(Reason.InvalidJson, f"body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Refused(Reason.InvalidEvent, "body must be a JSON object")
-        try:
-            return body, parse_event(body)
-        except InvalidEvent as exc:
-            raise Refused(Reason.InvalidEvent, str(exc)) from None
-
-    @staticmethod
-    def _domain(event: TencentEvent, from_path: str | None) -> str:
-        in_body = event.domain.strip().lower() if event.domain else None
-        in_path = from_path.strip().lower() if from_path else None
-        if in_body and in_path and in_body != in_path:
-            raise Refused(Reason.DomainMismatch, f"the body's domain {in_body!r} is not the path's {in_path!r}")
-        domain = in_body or in_path
-        if not domain:
-            raise Refused(Reason.MissingDomain, "no app or domain in the body: post to /callbacks/tencent/{domain}")
-        return domain
+            raise Refused(Reason.BodyTimeout, f"body not received within {self.body_read_timeout}s") from None
 
     async def _dedupe(self, call: Callable[[str], Awaitable[T]], event_id: str, fallback: T) -> T:
         """The window is an optimisation: if its store fails, carry on as for a new id (a duplicate is harmless,

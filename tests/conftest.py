@@ -16,8 +16,8 @@ from aiohttp import web
 
 from framewatch.broker.topology import STAGES, Topology
 from framewatch.config import apply as config_apply
-from ingest.app import create_app
 from framewatch.runtime.settings import Settings
+from framewatch.wiring import ingest_apps
 from workers.runtime import RETRY_AFTER_RUNGS
 from workers.service import Workers, build_stage
 from tests.helpers import (
@@ -165,26 +165,33 @@ async def configured(settings: Settings) -> Settings:
 
 
 class RunningIngress:
-    def __init__(self, url: str, app: web.Application) -> None:
-        self.url = url
+    def __init__(self, url: str, admin_url: str, app: web.Application) -> None:
+        self.url = url  # the callback listener
+        self.admin_url = admin_url  # the admin listener
         self.app = app
         self.callbacks = f"{url}/callbacks/tencent"
 
 
 @asynccontextmanager
 async def serve_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
-    """The ingress application served on a loopback port of its own, ready (broker connected)."""
-    app = create_app(settings)
-    runner = web.AppRunner(app, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}"
+    """The ingress's two listeners served on loopback ports of their own, ready (broker connected); the admin
+    listener cleaned up first, as `framewatch ingest` does."""
+    callbacks, admin = ingest_apps(settings)
+    runners = []
+    urls = []
     try:
-        await wait_until(lambda: ready(url), timeout=15)
-        yield RunningIngress(url, app)
+        for app in (callbacks, admin):
+            runner = web.AppRunner(app, shutdown_timeout=5)
+            await runner.setup()
+            runners.append(runner)
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            urls.append(f"http://127.0.0.1:{port}")
+        await wait_until(lambda: ready(urls[0]), timeout=15)
+        yield RunningIngress(urls[0], urls[1], callbacks)
     finally:
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 @pytest.fixture

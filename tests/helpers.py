@@ -133,9 +133,12 @@ class IngressProcess:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_port = free_port()
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
+        ports = {self.port_variable: str(self.port), "FRAMEWATCH_ADMIN_PORT": str(self.admin_port)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "framewatch", *self.command, *args],
-            env={**os.environ, **env, self.port_variable: str(self.port)},
+            env={**os.environ, **env, **ports},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -168,28 +171,21 @@ class WorkerProcess(IngressProcess):
 
 
 async def queue_callbacks(namespace: str, events: list[dict[str, Any]], domain: str = "test.app") -> list[str]:
-    """Publish provider events as the ingress would have accepted them; returns their event ids."""
+    """Publish Tencent events as the ingress would have accepted them; returns their event ids."""
     from framewatch.broker.publisher import Publisher
     from framewatch.broker.topology import Topology
-    from schemas.messages import CallbackReceived
-    from framewatch.providers.tencent.events import PROVIDER, event_id, parse_event
+    from framewatch.providers.base import RawRequest
+    from framewatch.providers.tencent.provider import TencentProvider
 
+    provider = TencentProvider()
     publisher = Publisher(AMQP_URL, Topology(namespace), timeout=5)
     publisher.start()
     await publisher.wait_declared()
     ids = []
     try:
         for body in events:
-            event = parse_event(body)
-            message = CallbackReceived(
-                id=event_id(event, domain),
-                provider=PROVIDER,
-                domain=domain,
-                kind=event.kind,
-                event_type=event.event_type,
-                received_at=time.time(),
-                event=body,
-            )
+            raw = RawRequest("POST", domain, {}, {}, "application/json", json.dumps(body).encode(), domain)
+            message = provider.message(provider.parse(raw), time.time())
             await publisher.publish(
                 message.model_dump_json().encode(),
                 message.routing_key,

@@ -36,7 +36,7 @@ class Api:
         """(status, JSON body) of one call; `Format="XML"` gives the parsed XML element instead."""
         params = {"Action": action, **{k: str(v) for k, v in params.items()}}
         headers = {"Authorization": f"Bearer {self.tokens[account]}"} if account else {}
-        url = f"{self.ingress.url}/api"
+        url = f"{self.ingress.admin_url}/api"
         request = (
             self.session.post(url, data=params, headers=headers)
             if post_form
@@ -388,7 +388,8 @@ async def test_a_change_reaches_every_ingress_process_within_a_second(
     try:
         await asyncio.gather(*(replica.wait_ready() for replica in replicas))
         async with aiohttp.ClientSession() as session:
-            first = Api(RunningIngress(replicas[0].url, None), session, {"acme": token})  # type: ignore[arg-type]
+            running = RunningIngress(replicas[0].url, replicas[0].admin_url, None)  # type: ignore[arg-type]
+            first = Api(running, session, {"acme": token})
             numbers = iter(range(1, 10_000))
 
             async def statuses() -> list[int]:

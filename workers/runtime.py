@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -23,9 +23,18 @@ from framewatch.broker.dlq import ATTEMPT, DETAIL, FAILED_AT, FAILED_STAGE, REAS
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.broker.topology import Topology
 from framewatch.runtime import metrics
+from schemas.messages import SCHEMA_VERSION, routing_key
 from workers.failures import Deferred, Permanent, StageFailure, Transient
 
 log = structlog.get_logger("framewatch.worker")
+
+
+class PipelineMessage(Protocol):
+    TYPE: ClassVar[str]
+    id: str
+    domain: str
+
+    def model_dump_json(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +47,42 @@ class Output:
     message_type: str
     headers: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, message: PipelineMessage, kind: str) -> Output:
+        """A pipeline message on its routing key; `kind` picks the next stage's retry ladder."""
+        return cls(
+            routing_key(message.TYPE),
+            message.model_dump_json().encode(),
+            message_id=message.id,
+            message_type=message.TYPE,
+            headers={"domain": message.domain, "kind": kind, "schema_version": SCHEMA_VERSION},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """A stage's retry ladders: the delays between tries for each message kind (its `kind` header), else the
+    default; a ladder's length is the number of retries. `extra`: delays the stage asks for outside its ladders."""
+
+    default: tuple[float, ...]
+    by_kind: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    extra: tuple[float, ...] = ()
+
+    def delays(self, kind: object) -> tuple[float, ...]:
+        return self.by_kind.get(kind, self.default) if isinstance(kind, str) else self.default
+
+    def ladder(self) -> set[float]:
+        """Every delay the stage may ask for, declared as delay queues at start."""
+        return {*self.default, *(delay for ladder in self.by_kind.values() for delay in ladder), *self.extra}
+
 
 class Stage(ABC):
     name: ClassVar[str]
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, retries: Retries) -> None:
         self.concurrency = concurrency
+        self.retries = retries
         self.runner: StageRunner | None = None  # set by the runner; lets a stage pause its own consumption
-
-    @abstractmethod
-    def retry_delays(self, message: AbstractIncomingMessage) -> Sequence[float]:
-        """The delays between tries for this message; its length is the number of retries."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open clients and pools."""
@@ -59,10 +93,6 @@ class Stage(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Close what `start` opened."""
-
-    def ladder(self) -> set[float]:
-        """Every delay this stage may ask for, declared as delay queues at start."""
-        return set()
 
 
 def attempt_of(message: AbstractIncomingMessage) -> int:
@@ -105,7 +135,7 @@ class StageRunner:
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=self.stage.concurrency)
         await self.topology.declare(channel)
-        for delay in self.stage.ladder():
+        for delay in self.stage.retries.ladder():
             await self._declare_retry(channel, delay)
         self.channel = channel
         # Declared (same arguments as the topology), not merely looked up: the robust channel restores the
@@ -177,7 +207,7 @@ class StageRunner:
             await self._retry(message, deferred.delay, attempt)
             return "deferred"
         except Transient as failure:
-            delays = self.stage.retry_delays(message)
+            delays = self.stage.retries.delays((message.headers or {}).get("kind"))
             if attempt > len(delays):
                 await self._dead_letter(message, failure, attempt)
                 return "dead"

@@ -1,41 +1,87 @@
-"""Run worker stages in a process: one consumer connection, one confirming publisher, health on an HTTP port."""
+"""Worker stages of one process: built from settings, one consumer connection, one confirming publisher."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
-from aiohttp import web
 
 from framewatch.broker.publisher import Publisher, connect_until_up
 from framewatch.broker.topology import STAGES, Topology
-from framewatch.runtime import health
 from framewatch.runtime.settings import Settings
 from workers.runtime import Stage, StageRunner
 
 log = structlog.get_logger("framewatch.worker")
 
+# Tencent IMS's documented default quota, calls per second.
+IMS_RATE = 100.0
+
 
 def build_stage(name: str, settings: Settings) -> Stage:
+    """The stage called `name`, with its options, clients and backends built from settings (the edge)."""
     if name == "fetch":
         from framewatch.blobs import factory as blob_factory
-        from workers.fetch.stage import FetchStage
+        from framewatch.runtime.http import GuardedClient
+        from workers.fetch.stage import FetchOptions, FetchStage
 
-        return FetchStage(settings, blob_factory.create(settings))
+        options = FetchOptions(
+            concurrency=settings.fetch_concurrency,
+            max_bytes=settings.fetch_max_bytes,
+            max_pixels=settings.fetch_max_pixels,
+            inline_bytes=settings.fetch_inline_bytes,
+            thumbnail_boxes=settings.thumbnail_boxes(),
+            thumbnail_format=settings.thumbnail_format,
+            thumbnail_quality=settings.thumbnail_quality,
+            retry_delays=tuple(settings.fetch_retry_delays),
+            # Only the operator's explicit choice: the default picks the local model when it is installed.
+            unmoderated=settings.moderation_backend == "none",
+        )
+        client = GuardedClient(
+            allow_private=settings.fetch_allow_private,
+            allowed_hosts=settings.fetch_allowed_hosts,
+            connect_timeout=settings.fetch_connect_timeout,
+            total_timeout=settings.fetch_timeout,
+            limit=settings.fetch_concurrency,
+            max_redirects=settings.fetch_max_redirects,
+        )
+        return FetchStage(options, blob_factory.create(settings), client)
     if name == "moderate":
         from framewatch.blobs import factory as blob_factory
         from workers.moderate.backends import factory as backend_factory
-        from workers.moderate.stage import ModerateStage
+        from workers.moderate.stage import ModerateOptions, ModerateStage
 
-        return ModerateStage(settings, backend_factory.create(settings, blob_factory.create(settings)))
+        backend = backend_factory.create(settings, blob_factory.create(settings))
+        rate = settings.moderation_rate_limit or (IMS_RATE if backend.name == "tencent-ims" else None)
+        return ModerateStage(
+            ModerateOptions(
+                concurrency=settings.moderation_concurrency,
+                timeout=settings.moderation_timeout,
+                retry_delays=tuple(settings.moderation_retry_delays),
+                rate_limit=rate,
+                breaker_failures=settings.moderation_breaker_failures,
+                breaker_cooldown=settings.moderation_breaker_cooldown,
+                sample_every=settings.moderation_sample_every,
+                off_domains=frozenset(settings.moderation_off_domains),
+            ),
+            backend,
+        )
     if name == "deliver":
         from framewatch.config.live import live_config
-        from workers.deliver.stage import DeliverStage
+        from workers.deliver.stage import DeliverOptions, DeliverStage
 
-        return DeliverStage(settings, live_config(settings))
+        options = DeliverOptions(
+            concurrency=settings.deliver_concurrency,
+            host_concurrency=settings.deliver_host_concurrency,
+            timeout=settings.deliver_timeout,
+            allow_private=settings.deliver_allow_private,
+            screenshot_tries=settings.deliver_screenshot_tries,
+            screenshot_interval=settings.deliver_screenshot_interval,
+            tries=settings.deliver_tries,
+            interval=settings.deliver_interval,
+        )
+        return DeliverStage(options, live_config(settings))
     raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)} or all")
 
 
@@ -81,22 +127,3 @@ class Workers:
         await self.publisher.close()
         if self.connection is not None:
             await self.connection.close()
-
-
-def add_workers(app: web.Application, settings: Settings, names: list[str]) -> Workers:
-    workers = Workers(settings, [build_stage(name, settings) for name in names])
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        workers.start()
-        yield
-        await workers.stop()
-
-    app.cleanup_ctx.append(lifecycle)
-    return workers
-
-
-def create_app(settings: Settings, names: list[str]) -> web.Application:
-    app = web.Application()
-    workers = add_workers(app, settings, names)
-    health.add_routes(app, {"broker": lambda: workers.ready})
-    return app

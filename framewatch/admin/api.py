@@ -14,17 +14,23 @@ from framewatch.admin.params import Params
 from framewatch.config.errors import ConfigError
 from framewatch.config.live import LiveConfig
 from framewatch.runtime import metrics
-from framewatch.runtime.settings import Settings
 
 log = structlog.get_logger("framewatch.admin")
 
 
 class AdminApi:
-    def __init__(self, settings: Settings, config: LiveConfig) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        config: LiveConfig,
+        limiter: throttle.Limiter,
+        *,
+        allow_private_urls: bool,
+        key_overlap: int,
+    ) -> None:
         self.config = config
-        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-        self.limiter = throttle.create(redis_url, settings.namespace)
+        self.limiter = limiter
+        self.allow_private_urls = allow_private_urls  # notify URLs on private addresses (local demos and tests)
+        self.key_overlap = key_overlap  # how long a replaced callback key stays valid
 
     async def close(self) -> None:
         await self.limiter.close()
@@ -54,8 +60,8 @@ class AdminApi:
                 account_id=account_id,
                 action=name,
                 params=Params(values, action.params),
-                allow_private_urls=self.settings.deliver_allow_private,
-                key_overlap=self.settings.key_rotation_overlap,
+                allow_private_urls=self.allow_private_urls,
+                key_overlap=self.key_overlap,
             )
             fields = await action.handler(ctx)
             if ctx.changed:

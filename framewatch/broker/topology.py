@@ -7,24 +7,33 @@ so events queue up safely before any worker exists, and a dead-letter queue besi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
+from schemas.messages import FrameModerated, FrameStored, Kind, Webhook, routing_key
+
 STAGES = ("fetch", "moderate", "deliver")
 
-# What each stage consumes from the events exchange.
-STAGE_BINDINGS: dict[str, tuple[str, ...]] = {
-    "fetch": ("*.screenshot",),
-    # The provider's own verdicts (317) join the frames the fetch stage stored.
-    "moderate": ("*.image_moderation", "pipeline.frame_stored"),
-    "deliver": ("*.stream_begin", "*.stream_end", "*.recording", "*.other", "pipeline.moderated", "pipeline.webhook"),
-}
+# Routing keys of the messages the stages publish (their AMQP `type` is the same name; callbacks carry none).
+FRAME_STORED = routing_key(FrameStored.TYPE)
+MODERATED = routing_key(FrameModerated.TYPE)
+WEBHOOK = routing_key(Webhook.TYPE)
 
-# Routing keys of the messages the stages publish (AMQP `type` names the schema; callbacks carry none).
-FRAME_STORED = "pipeline.frame_stored"
-MODERATED = "pipeline.moderated"
-WEBHOOK = "pipeline.webhook"
+# Callbacks are routed `<provider>.<kind>`: the fetch stage downloads screenshots, the moderate stage joins the
+# providers' own verdicts to the frames it judges, and every other kind goes straight to delivery.
+_FETCHED: tuple[str, ...] = ("screenshot",)
+_MODERATED: tuple[str, ...] = ("image_moderation",)
+STAGE_BINDINGS: dict[str, tuple[str, ...]] = {
+    "fetch": tuple(f"*.{kind}" for kind in _FETCHED),
+    "moderate": (*(f"*.{kind}" for kind in _MODERATED), FRAME_STORED),
+    "deliver": (
+        *(f"*.{kind}" for kind in get_args(Kind) if kind not in _FETCHED + _MODERATED),
+        MODERATED,
+        WEBHOOK,
+    ),
+}
 
 # Poison messages that crash a worker again and again are dead-lettered by the broker after this many deliveries.
 DELIVERY_LIMIT = 20

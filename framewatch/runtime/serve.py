@@ -1,16 +1,24 @@
-"""Run an aiohttp application as a service: uvloop, graceful drain on SIGTERM, no access log on the hot path."""
+"""Run aiohttp applications as a service: uvloop, one or more listeners, graceful drain on SIGTERM, no access log on
+the hot path."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import signal
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
-from framewatch.runtime.settings import Settings
-
 log = structlog.get_logger("framewatch")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    app: web.Application
+    host: str
+    port: int
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -27,17 +35,29 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def serve(app: web.Application, settings: Settings, name: str, port: int | None = None) -> None:
-    port = settings.port if port is None else port
+def serve(listeners: list[Listener], name: str, shutdown_timeout: float) -> None:
+    """Start every listener in order, and on SIGTERM or SIGINT drain them in reverse order: the first one's
+    application owns what the others share (store, publisher, workers), so it closes last."""
     tune_gc()
-    log.info("listening", service=name, host=settings.host, port=port)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=settings.shutdown_timeout,
-        loop=new_event_loop(),
-    )
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve(listeners, name, shutdown_timeout))
     log.info("stopped", service=name)
+
+
+async def _serve(listeners: list[Listener], name: str, shutdown_timeout: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        for listener in listeners:
+            runner = web.AppRunner(listener.app, access_log=None, shutdown_timeout=shutdown_timeout)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, listener.host, listener.port).start()
+            log.info("listening", service=name, host=listener.host, port=listener.port)
+        await stop.wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()

@@ -20,8 +20,12 @@ class Settings(BaseSettings):
     blob_url: str = "./data/blobs"
     redis_url: SecretStr | None = None
 
+    # The callback listener: what the streaming clouds reach (public).
     host: str = "127.0.0.1"
     port: int = 8080
+    # The admin listener: admin API, cloud-compatible API, review console (internal: never expose it publicly).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8090
 
     # Bound on a publisher confirm; past it the callback is answered 503 and the provider retries.
     publish_timeout: float = Field(3.0, gt=0)
@@ -31,6 +35,11 @@ class Settings(BaseSettings):
     # CSS signs with t = send time + 600 s; allow a little clock skew beyond that.
     sign_validity: int = 600
     clock_skew: int = 60
+    # Alibaba signs ALI-LIVE-TIMESTAMP: how far from now it may be, either way.
+    alibaba_timestamp_window: int = Field(300, gt=0)
+    # The host of the callback URL Alibaba signs POSTed callbacks with; unset: the Host header of the request
+    # (set it when a proxy in front rewrites Host).
+    alibaba_callback_host: str | None = None
     # How long a template's previous key stays valid after ModifyLiveCallbackTemplate changes it.
     key_rotation_overlap: int = 3600
     # Longer than CSS's retry span (10-12 minutes), so its retries collapse into one event.

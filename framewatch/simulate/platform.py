@@ -15,6 +15,10 @@ from aiohttp import web
 
 def event_key(body: dict[str, Any]) -> str | None:
     """The provider's natural key of an event (SPEC.md §1), as the simulator made it unique."""
+    if "action" in body:  # ApsaraVideo Live's publish callbacks
+        return f"{body['action']}:{body.get('usrargs')}"
+    if "uri" in body:  # and its recordings
+        return f"record:{body['uri']}"
     kind = str(body.get("event_type"))
     if kind == "200":
         return f"200:{body.get('pic_url')}"

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from yarl import URL
 
 from framewatch.simulate import frames
 
@@ -21,6 +22,8 @@ from framewatch.simulate import frames
 SCREENSHOT_RETRIES, SCREENSHOT_RETRY_INTERVAL = 5, 120.0
 OTHER_RETRIES, OTHER_RETRY_INTERVAL = 12, 60.0
 CALLBACK_TIMEOUT = 20.0  # no answer within 20 s is a failure
+# ApsaraVideo Live's: every callback 5 retries 1 second apart, 5 s to answer (SPEC §8).
+ALIBABA_RETRIES, ALIBABA_RETRY_INTERVAL, ALIBABA_TIMEOUT = 5, 1.0, 5.0
 
 
 @dataclass
@@ -42,10 +45,22 @@ class Options:
     width: int = 640
     height: int = 360
     retry_scale: float = 0.05  # 1.0: the provider's real timing; 0.05: 2 minutes become 6 seconds
+    provider: str = "tencent"  # which cloud to play: tencent or alibaba
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    body: bytes | None = None
+    headers: dict[str, str] | None = None
 
 
 @dataclass
 class Provider:
+    """Tencent CSS: screenshots, stream begin/end and its own moderation verdicts, POSTed JSON signed in the body."""
+
     options: Options
     events: dict[str, Event] = field(default_factory=dict)
     attempts: int = 0
@@ -127,7 +142,13 @@ class Provider:
             body["push_duration"] = "0"
         return self._event(f"{body['event_type']}:{sequence}", body, screenshot=False)
 
-    def moderation(self, stream: str, frame: Event) -> Event:
+    timeout = CALLBACK_TIMEOUT
+
+    async def periodic(self, stream: str) -> Event:
+        """What a live stream sends every interval."""
+        return await self.screenshot(stream)
+
+    def moderation(self, stream: str, frame: Event) -> Event | None:
         """The provider's own moderation model flagging a frame (event_type 317)."""
         now = int(time.time())
         body = {
@@ -167,12 +188,23 @@ class Provider:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _deliver(self, event: Event) -> None:
-        retries, interval = (
+    def retry_policy(self, event: Event) -> tuple[int, float]:
+        """How many times the cloud retries this event, and how long apart (before --retry-scale)."""
+        return (
             (SCREENSHOT_RETRIES, SCREENSHOT_RETRY_INTERVAL)
             if event.screenshot
             else (OTHER_RETRIES, OTHER_RETRY_INTERVAL)
         )
+
+    def request(self, event: Event) -> Request:
+        """One attempt at an event, signed anew as the cloud does on every retry."""
+        t = int(time.time()) + 600  # as CSS signs: t is the expiry, 10 minutes ahead
+        body = {**event.body, "t": t, "sign": hashlib.md5(f"{self.options.key}{t}".encode()).hexdigest()}
+        headers = {"Content-Type": "application/json"}
+        return Request("POST", "/callbacks/tencent", body=orjson.dumps(body), headers=headers)
+
+    async def _deliver(self, event: Event) -> None:
+        retries, interval = self.retry_policy(event)
         event.first_sent = time.monotonic()
         for attempt in range(retries + 1):
             if attempt:
@@ -184,14 +216,15 @@ class Provider:
 
     async def _attempt(self, event: Event) -> bool:
         assert self._session is not None
-        t = int(time.time()) + 600  # as CSS signs: t is the expiry, 10 minutes ahead; a retry signs anew
-        body = {**event.body, "t": t, "sign": hashlib.md5(f"{self.options.key}{t}".encode()).hexdigest()}
+        request = self.request(event)
         self.attempts += 1
         try:
-            async with self._session.post(
-                self.options.ingress.rstrip("/") + "/callbacks/tencent",
-                data=orjson.dumps(body),
-                headers={"Content-Type": "application/json"},
+            async with self._session.request(
+                request.method,
+                self.options.ingress.rstrip("/") + request.path,
+                params=request.params,
+                data=request.body,
+                headers=request.headers,
             ) as response:
                 answer = await response.read()
                 if response.status == 200:
@@ -209,10 +242,73 @@ class Provider:
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
             connector=aiohttp.TCPConnector(limit=256),
         )
 
     async def close(self) -> None:
         if self._session:
             await self._session.close()
+
+
+@dataclass
+class AlibabaProvider(Provider):
+    """ApsaraVideo Live: publish and publish_done as GET with query parameters, recordings as POST JSON, each
+    signed in ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE. Its snapshot callback's fields are not documented where
+    framewatch could read them, so a stream's periodic event here is a recording file, not a screenshot."""
+
+    timeout = ALIBABA_TIMEOUT
+
+    def stream_event(self, stream: str, begin: bool) -> Event:
+        now = next(self._sequence)  # unique per event: the cloud's `time` is the natural key
+        params = {
+            "action": "publish" if begin else "publish_done",
+            "ip": "192.0.2.10",
+            "id": stream,
+            "app": self.options.domain,
+            "appname": "live",
+            "time": str(now // 1_000_000),
+            "usrargs": f"seq={now}",
+            "node": "sim-node",
+        }
+        return self._event(f"{params['action']}:{params['usrargs']}", params, screenshot=False)
+
+    async def periodic(self, stream: str) -> Event:
+        sequence = next(self._sequence)
+        started = int(time.time())
+        body = {
+            "domain": self.options.domain,
+            "app": "live",
+            "stream": stream,
+            "uri": f"live/{stream}/{sequence}.flv",
+            "duration": 10.0,
+            "start_time": started - 10,
+            "stop_time": started,
+            "push_args": {},
+        }
+        return self._event(f"record:{body['uri']}", body, screenshot=False)
+
+    def moderation(self, stream: str, frame: Event) -> Event | None:
+        return None  # the cloud's own moderation reports go to its own console, not to these callbacks
+
+    def retry_policy(self, event: Event) -> tuple[int, float]:
+        return ALIBABA_RETRIES, ALIBABA_RETRY_INTERVAL
+
+    def request(self, event: Event) -> Request:
+        timestamp = str(int(time.time()))
+        if "action" in event.body:  # publish callbacks: signed with the ingest domain, sent as GET
+            signature = hashlib.md5(f"{self.options.domain}|{timestamp}|{self.options.key}".encode()).hexdigest()
+            headers = {"ALI-LIVE-TIMESTAMP": timestamp, "ALI-LIVE-SIGNATURE": signature}
+            return Request("GET", "/callbacks/alibaba", params=event.body, headers=headers)
+        # Everything else: POST JSON, signed with the host of the callback URL.
+        host = URL(self.options.ingress).host or ""
+        signature = hashlib.md5(f"{host}|{timestamp}|{self.options.key}".encode()).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "ALI-LIVE-TIMESTAMP": timestamp,
+            "ALI-LIVE-SIGNATURE": signature,
+        }
+        return Request("POST", "/callbacks/alibaba", body=orjson.dumps(event.body), headers=headers)
+
+
+PROVIDERS: dict[str, type[Provider]] = {"tencent": Provider, "alibaba": AlibabaProvider}

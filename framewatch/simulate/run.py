@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from framewatch.simulate.platform import Platform
-from framewatch.simulate.provider import Event, Options, Provider
+from framewatch.simulate.provider import PROVIDERS, Event, Options
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Simulation:
     def __init__(self, options: Options, plan: Plan) -> None:
         self.options = options
         self.plan = plan
-        self.provider = Provider(options)
+        self.provider = PROVIDERS[options.provider](options)
         self.platform = Platform(options.key, plan.sink_outage) if plan.sink_port is not None else None
         self.started = 0.0
         self._runners: list[web.AppRunner] = []
@@ -91,10 +91,12 @@ class Simulation:
                 break
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             count += 1
-            frame = await provider.screenshot(name)
+            frame = await provider.periodic(name)
             provider.send(frame)
             if self.plan.moderation_every and count % self.plan.moderation_every == 0:
-                provider.send(provider.moderation(name, frame))
+                flagged = provider.moderation(name, frame)
+                if flagged is not None:
+                    provider.send(flagged)
         provider.send(provider.stream_event(name, begin=False))
 
     def _accepted(self) -> list[Event]:

@@ -9,64 +9,68 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiohttp
-import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from yarl import URL
 
-from framewatch.broker.topology import WEBHOOK
 from framewatch.config.live import LiveConfig
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient, UnsafeDestination, loggable, retry_after
-from framewatch.runtime.settings import Settings
 from schemas.messages import CallbackReceived, FrameModerated, Webhook
 from workers.deliver import plan, signing
 from workers.failures import Deferred, Permanent, Transient
-from workers.runtime import Output, Stage
+from workers.runtime import Output, Retries, Stage
 
 log = structlog.get_logger("framewatch.deliver")
 
 # How long a delivery waits when its receiver is already busy with its share of slots.
 BUSY_DELAY = 1.0
+# How much of a receiver's answer is read; the rest is dropped with the connection.
+ANSWER_READ_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverOptions:
+    concurrency: int
+    host_concurrency: int  # one receiver holds at most this many slots; its other deliveries wait
+    timeout: float
+    allow_private: bool
+    # The provider's own policy by default: screenshots 5 tries 2 minutes apart, other kinds 12 tries 1 minute apart.
+    screenshot_tries: int = 5
+    screenshot_interval: float = 120.0
+    tries: int = 12
+    interval: float = 60.0
+
+    def retries(self) -> Retries:
+        return Retries(
+            default=(self.interval,) * (self.tries - 1),
+            by_kind={"screenshot": (self.screenshot_interval,) * (self.screenshot_tries - 1)},
+            extra=(BUSY_DELAY,),
+        )
 
 
 class DeliverStage(Stage):
     name = "deliver"
 
-    def __init__(self, settings: Settings, config: LiveConfig) -> None:
-        super().__init__(settings.deliver_concurrency)
-        self.settings = settings
+    def __init__(self, options: DeliverOptions, config: LiveConfig) -> None:
+        super().__init__(options.concurrency, options.retries())
+        self.options = options
         self.config = config
         self.client = GuardedClient(
-            allow_private=settings.deliver_allow_private,
-            connect_timeout=min(5.0, settings.deliver_timeout),
-            total_timeout=settings.deliver_timeout,
-            limit=settings.deliver_concurrency,
+            allow_private=options.allow_private,
+            connect_timeout=min(5.0, options.timeout),
+            total_timeout=options.timeout,
+            limit=options.concurrency,
         )
         self._busy: Counter[str] = Counter()  # receiver (host:port) -> deliveries in progress
 
-    def _delays(self, kind: str) -> list[float]:
-        if kind == "screenshot":
-            return [self.settings.deliver_screenshot_interval] * (self.settings.deliver_screenshot_tries - 1)
-        return [self.settings.deliver_interval] * (self.settings.deliver_tries - 1)
-
-    def retry_delays(self, message: AbstractIncomingMessage) -> Sequence[float]:
-        body = orjson.loads(message.body)
-        kind = body.get("kind")  # a callback or a webhook
-        if kind is None:  # a moderated frame or a provider verdict
-            kind = "screenshot" if body.get("frame") else "image_moderation"
-        return self._delays(kind)
-
-    def ladder(self) -> set[float]:
-        return {self.settings.deliver_screenshot_interval, self.settings.deliver_interval, BUSY_DELAY}
-
     async def start(self) -> None:
-        await self.config.store.migrate()
-        await self.config.start()
+        # The ingress owns the store and its schema: wait for it rather than refuse messages for want of config.
+        await self.config.start(wait=True)
 
     async def close(self) -> None:
         await self.client.close()
@@ -75,9 +79,9 @@ class DeliverStage(Stage):
 
     async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
         try:
-            if message.type == "webhook":
+            if message.type == Webhook.TYPE:
                 webhooks = [Webhook.model_validate_json(message.body)]
-            elif message.type == "moderated":
+            elif message.type == FrameModerated.TYPE:
                 webhooks = plan.for_moderated(FrameModerated.model_validate_json(message.body), self.config.snapshot)
             else:
                 webhooks = plan.for_callback(CallbackReceived.model_validate_json(message.body), self.config.snapshot)
@@ -89,17 +93,14 @@ class DeliverStage(Stage):
         if len(webhooks) == 1:
             await self.send(webhooks[0])
             return []
-        return [
-            Output(WEBHOOK, webhook.model_dump_json().encode(), message_id=webhook.id, message_type="webhook")
-            for webhook in webhooks
-        ]
+        return [Output.of(webhook, webhook.kind) for webhook in webhooks]
 
     async def send(self, webhook: Webhook) -> None:
         binding = self.config.snapshot.bindings.get(webhook.domain)
         if binding is None:
             raise Permanent("domain_not_bound", webhook.domain)
         receiver = _receiver(webhook.url)
-        if self._busy[receiver] >= self.settings.deliver_host_concurrency:
+        if self._busy[receiver] >= self.options.host_concurrency:
             metrics.DELIVERIES.labels(webhook.kind, "deferred").inc()
             raise Deferred("receiver_busy", BUSY_DELAY)
         self._busy[receiver] += 1
@@ -109,7 +110,8 @@ class DeliverStage(Stage):
             body = signing.signed_body(webhook.body, binding.template.key, now)
             headers = signing.headers(binding.template.key, webhook.id, now, body)
             async with self.client.request("POST", webhook.url, data=body, headers=headers) as response:
-                await response.read()
+                # A few KiB at most, whatever the receiver sends: its answer body is no reason to spend memory.
+                await response.content.read(ANSWER_READ_LIMIT)
                 status = response.status
         except UnsafeDestination as exc:
             metrics.DELIVERIES.labels(webhook.kind, "refused").inc()

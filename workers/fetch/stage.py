@@ -6,25 +6,21 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from framewatch.blobs.base import Blob, BlobStore
-from framewatch.broker.topology import FRAME_STORED
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient
-from framewatch.runtime.settings import Settings
-from schemas.messages import CallbackReceived, FrameModerated, FrameStored, StoredImage
-from framewatch.providers.tencent.events import ScreenshotEvent
+from schemas.messages import CallbackReceived, FrameModerated, FrameStored, Screenshot, StoredImage
 from workers.failures import Permanent, Transient
 from workers.fetch import images
 from workers.fetch.download import download
-from workers.moderate.stage import moderated_output
-from workers.runtime import Output, Stage
+from workers.runtime import Output, Retries, Stage
 
 log = structlog.get_logger("framewatch.fetch")
 
@@ -43,32 +39,30 @@ def blob_key(domain: str, stream_id: str, capture_time: int, sha256: str) -> str
     return f"{key_part(domain)}/{key_part(stream_id)}/{day}/{capture_time}-{sha256[:20]}"
 
 
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    concurrency: int
+    max_bytes: int
+    max_pixels: int  # decompression bombs: a header announcing more is refused before decoding
+    inline_bytes: int  # JPEGs up to this size are thumbnailed on the event loop (the thread handoff costs more)
+    thumbnail_boxes: list[tuple[int, int]]
+    thumbnail_format: str
+    thumbnail_quality: int
+    retry_delays: tuple[float, ...]
+    # Moderation switched off: frames go straight to delivery, one hop less.
+    unmoderated: bool = False
+
+
 class FetchStage(Stage):
     name = "fetch"
 
-    def __init__(self, settings: Settings, blobs: BlobStore) -> None:
-        super().__init__(settings.fetch_concurrency)
-        self.settings = settings
+    def __init__(self, options: FetchOptions, blobs: BlobStore, client: GuardedClient) -> None:
+        super().__init__(options.concurrency, Retries(options.retry_delays))
+        self.options = options
         self.blobs = blobs
-        self.boxes = settings.thumbnail_boxes()
-        # Only the operator's explicit choice: the default picks the local model when it is installed.
-        self.unmoderated = settings.moderation_backend == "none"
-        self.client = GuardedClient(
-            allow_private=settings.fetch_allow_private,
-            allowed_hosts=settings.fetch_allowed_hosts,
-            connect_timeout=settings.fetch_connect_timeout,
-            total_timeout=settings.fetch_timeout,
-            limit=settings.fetch_concurrency,
-            max_redirects=settings.fetch_max_redirects,
-        )
+        self.client = client
         # Pillow releases the GIL while it decodes and encodes: threads use every core without pickling frames.
         self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="thumbnails")
-
-    def retry_delays(self, message: AbstractIncomingMessage) -> Sequence[float]:
-        return self.settings.fetch_retry_delays
-
-    def ladder(self) -> set[float]:
-        return set(self.settings.fetch_retry_delays)
 
     async def start(self) -> None:
         await self.blobs.start()
@@ -81,27 +75,32 @@ class FetchStage(Stage):
     async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
         try:
             callback = CallbackReceived.model_validate_json(message.body)
-            event = ScreenshotEvent.model_validate(callback.event)
         except ValidationError as exc:
             raise Permanent("bad_message", str(exc).splitlines()[0]) from None
-        max_bytes = self.settings.fetch_max_bytes
-        if event.file_size is not None and event.file_size > max_bytes:
-            raise Permanent("too_large", f"file_size {event.file_size} > {max_bytes}")
+        shot, stream = callback.screenshot, callback.stream
+        if shot is None or stream is None:
+            raise Permanent("bad_message", f"a {callback.kind} callback carries no screenshot to fetch")
+        options = self.options
+        if shot.file_size is not None and shot.file_size > options.max_bytes:
+            raise Permanent("too_large", f"file_size {shot.file_size} > {options.max_bytes}")
 
-        data = await download(self.client, event.pic_full_url, max_bytes)
+        data = await download(self.client, shot.image_url, options.max_bytes)
         metrics.FRAME_BYTES.inc(len(data))
-        args = (data, self.boxes, self.settings.fetch_max_pixels, self.settings.thumbnail_format)
-        quality = self.settings.thumbnail_quality
+        args = (data, options.thumbnail_boxes, options.max_pixels, options.thumbnail_format)
+        quality = options.thumbnail_quality
         # Small JPEGs only: shrink-on-load bounds their decode whatever size the header claims; a small PNG can
         # still unpack to millions of pixels and would stall the loop.
-        if len(data) <= self.settings.fetch_inline_bytes and data.startswith(b"\xff\xd8"):
+        if len(data) <= options.inline_bytes and data.startswith(b"\xff\xd8"):
             frame = images.process(*args, quality)
         else:
             frame = await asyncio.get_running_loop().run_in_executor(self.pool, images.process, *args, quality)
-        self._note_mismatches(event, len(data), frame)
+        self._note_mismatches(shot, len(data), frame)
 
-        base = blob_key(callback.domain, event.stream_id, event.create_time, frame.sha256)
-        _, thumb_type, extension = images.ENCODERS[self.settings.thumbnail_format]
+        try:
+            base = blob_key(callback.domain, stream.name, shot.capture_time, frame.sha256)
+        except (OverflowError, OSError, ValueError) as exc:  # a time no date has: will never work
+            raise Permanent("bad_message", f"capture_time {shot.capture_time}: {exc}") from None
+        _, thumb_type, extension = images.ENCODERS[options.thumbnail_format]
         original_key = f"{base}.{frame.format.lower().replace('jpeg', 'jpg')}"
         thumb_keys = [f"{base}_{t.width}x{t.height}.{extension}" for t in frame.thumbnails]
         try:
@@ -117,9 +116,9 @@ class FetchStage(Stage):
             id=callback.id,
             provider=callback.provider,
             domain=callback.domain,
-            stream_id=event.stream_id,
-            capture_time=event.create_time,
-            source_url=event.pic_full_url,
+            stream_id=stream.name,
+            capture_time=shot.capture_time,
+            source_url=shot.image_url,
             sha256=frame.sha256,
             original=StoredImage(
                 key=original_key,
@@ -138,24 +137,16 @@ class FetchStage(Stage):
             callback=callback,
         )
         log.debug("frame_stored", key=original_key)
-        if self.unmoderated:  # moderation switched off: one hop less, the frame goes straight to delivery
-            return [moderated_output(FrameModerated(id=stored.id, domain=stored.domain, frame=stored, verdict=None))]
-        return [
-            Output(
-                FRAME_STORED,
-                stored.model_dump_json().encode(),
-                message_id=callback.id,
-                message_type="frame_stored",
-                headers={"domain": callback.domain, "schema_version": stored.schema_version},
-            )
-        ]
+        if options.unmoderated:  # straight to delivery, unreviewed
+            return [Output.of(FrameModerated(id=stored.id, domain=stored.domain, frame=stored), "screenshot")]
+        return [Output.of(stored, "screenshot")]
 
-    def _note_mismatches(self, event: ScreenshotEvent, size: int, frame: images.Frame) -> None:
+    def _note_mismatches(self, shot: Screenshot, size: int, frame: images.Frame) -> None:
         """The callback's announced size and dimensions are hints: a difference is worth a count, not a refusal."""
         for field, announced, actual in (
-            ("file_size", event.file_size, size),
-            ("width", event.width, frame.width),
-            ("height", event.height, frame.height),
+            ("file_size", shot.file_size, size),
+            ("width", shot.width, frame.width),
+            ("height", shot.height, frame.height),
         ):
             if announced and announced != actual:
                 metrics.FRAME_MISMATCHES.labels(field).inc()

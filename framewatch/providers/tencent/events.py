@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-
-PROVIDER = "tencent"
 
 
 class EventType(IntEnum):
@@ -29,14 +27,20 @@ class EventType(IntEnum):
 UNSIGNED_TYPES = frozenset({EventType.RELAY, EventType.PUSH_ERROR, EventType.RECORDING_STATUS})
 
 
+# Beyond this no time is plausible (the year 2242): a stage computing a date from it must never fail.
+UNIX_TIME_LIMIT = 2**33
+# Event types are small numbers; a larger one is refused rather than carried through every stage.
+EVENT_TYPE_LIMIT = 2**31
+
+
 class TencentEvent(BaseModel):
     """Fields every CSS event may carry. Unknown fields are kept: events are forwarded as received."""
 
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, frozen=True)
-    kind: ClassVar[str] = "other"
 
-    event_type: int
-    t: int | None = None  # older documents send it as a string; lax mode turns "1622600525" into an int
+    event_type: int = Field(ge=0, lt=EVENT_TYPE_LIMIT)
+    # Older documents send it as a string; lax mode turns "1622600525" into an int.
+    t: int | None = Field(None, lt=UNIX_TIME_LIMIT)
     sign: str | None = None
     app: str | None = None
     appname: str | None = None
@@ -65,11 +69,9 @@ class TencentEvent(BaseModel):
 
 
 class ScreenshotEvent(TencentEvent):
-    kind: ClassVar[str] = "screenshot"
-
     stream_id: str
     channel_id: str | None = None
-    create_time: int
+    create_time: int = Field(ge=0, lt=UNIX_TIME_LIMIT)
     file_size: int | None = None
     width: int | None = None
     height: int | None = None
@@ -78,7 +80,9 @@ class ScreenshotEvent(TencentEvent):
     task_id: str | None = None
 
     def natural_key(self) -> tuple[str, ...]:
-        return (self.stream_id, self.pic_url, str(self.create_time))
+        # The download URL too: a forged callback that reuses a captured (t, sign) with a predictable pic_url and
+        # another URL must not make the genuine one a duplicate. The provider's retries carry the same URL.
+        return (self.stream_id, self.pic_url, str(self.create_time), self.pic_full_url)
 
 
 class StreamEvent(TencentEvent):
@@ -97,17 +101,11 @@ class StreamEvent(TencentEvent):
     width: int | None = None
     height: int | None = None
 
-    @property
-    def kind(self) -> str:  # type: ignore[override]
-        return "stream_begin" if self.event_type == EventType.STREAM_BEGIN else "stream_end"
-
     def natural_key(self) -> tuple[str, ...]:
         return (self.sequence, str(self.event_type))
 
 
 class RecordingEvent(TencentEvent):
-    kind: ClassVar[str] = "recording"
-
     file_id: str = Field(min_length=1)
     stream_id: str | None = None
     channel_id: str | None = None
@@ -125,8 +123,6 @@ class RecordingEvent(TencentEvent):
 
 class ImageModerationEvent(TencentEvent):
     """The provider's own moderation verdict for one suspicious frame (317). Every sample spells score `socre`."""
-
-    kind: ClassVar[str] = "image_moderation"
 
     streamId: str | None = None
     channelId: str | None = None
@@ -185,9 +181,3 @@ def _describe(exc: ValidationError) -> str:
     where = ".".join(str(part) for part in first["loc"]) or "event_type"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"
-
-
-def event_id(event: TencentEvent, domain: str) -> str:
-    """Deterministic id from the event's natural key (never t or sign), so the provider's retries collapse."""
-    key = "\x1f".join((PROVIDER, domain, str(event.event_type), *event.natural_key()))
-    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()

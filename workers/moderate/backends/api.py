@@ -8,21 +8,20 @@ import aiohttp
 
 from framewatch.blobs.base import BlobStore
 from framewatch.runtime.http import GuardedClient, retry_after
-from framewatch.runtime.settings import Settings
 from schemas.messages import FrameStored, StoredImage, Verdict
 from workers.failures import Permanent
 from workers.moderate.backends.base import BackendUnavailable, ModerationBackend
 
 
 class ApiBackend(ModerationBackend):
-    def __init__(self, settings: Settings, blobs: BlobStore) -> None:
-        self.settings = settings
+    def __init__(self, blobs: BlobStore, *, timeout: float, concurrency: int, send_url: bool) -> None:
         self.blobs = blobs
+        self.send_url = send_url  # send the image's URL (the API must reach it), not its bytes
         self.client = GuardedClient(
             allow_private=True,  # the operator's own endpoint or proxy often sits on a private address
-            connect_timeout=min(5.0, settings.moderation_timeout),
-            total_timeout=settings.moderation_timeout,
-            limit=settings.moderation_concurrency,
+            connect_timeout=min(5.0, timeout),
+            total_timeout=timeout,
+            limit=concurrency,
         )
 
     async def start(self) -> None:

@@ -19,14 +19,44 @@ def create(settings: Settings, blobs: BlobStore) -> ModerationBackend:
         from workers.moderate.backends.nudenet import NudeNetBackend
 
         return NudeNetBackend(blobs, thresholds, settings.moderation_threads)
+    api = {
+        "timeout": settings.moderation_timeout,
+        "concurrency": settings.moderation_concurrency,
+        "send_url": settings.moderation_send == "url",
+    }
     if name == "http":
-        from workers.moderate.backends.http import HttpBackend
+        from workers.moderate.backends.http import AnswerFields, HttpBackend
 
-        return HttpBackend(settings, blobs, thresholds)
+        if not settings.moderation_http_url:
+            raise ValueError("MODERATION_BACKEND=http needs FRAMEWATCH_MODERATION_HTTP_URL")
+        token = settings.moderation_http_token
+        fields = AnswerFields(
+            settings.moderation_http_suggestion_field,
+            settings.moderation_http_score_field,
+            settings.moderation_http_label_field,
+        )
+        return HttpBackend(
+            blobs,
+            thresholds,
+            url=settings.moderation_http_url,
+            token=token.get_secret_value() if token else None,
+            fields=fields,
+            **api,
+        )
     if name == "tencent-ims":
         from workers.moderate.backends.tencent_ims import TencentImsBackend
 
-        return TencentImsBackend(settings, blobs)
+        if settings.tencent_secret_id is None or settings.tencent_secret_key is None:
+            raise ValueError("MODERATION_BACKEND=tencent-ims needs TENCENT_SECRET_ID and TENCENT_SECRET_KEY")
+        return TencentImsBackend(
+            blobs,
+            secret_id=settings.tencent_secret_id.get_secret_value(),
+            secret_key=settings.tencent_secret_key.get_secret_value(),
+            region=settings.tencent_region,
+            endpoint=settings.tencent_ims_endpoint,
+            biz_type=settings.tencent_ims_biz_type,
+            **api,
+        )
     from workers.moderate.backends.none import NoModeration
 
     return NoModeration()

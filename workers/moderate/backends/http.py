@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from framewatch.blobs.base import BlobStore
-from framewatch.runtime.settings import Settings
 from schemas.messages import FrameStored, Verdict
 from workers.failures import Permanent
 from workers.moderate.backends.api import ApiBackend, check_status, image_for_api
@@ -24,22 +24,42 @@ def field(document: Any, path: str) -> Any:
     return document
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerFields:
+    """Dotted paths into the API's JSON answer."""
+
+    suggestion: str = "suggestion"
+    score: str = "score"
+    label: str = "label"
+
+
 class HttpBackend(ApiBackend):
     name = "http"
 
-    def __init__(self, settings: Settings, blobs: BlobStore, thresholds: Thresholds) -> None:
-        if not settings.moderation_http_url:
-            raise ValueError("MODERATION_BACKEND=http needs FRAMEWATCH_MODERATION_HTTP_URL")
-        self.url = settings.moderation_http_url
-        super().__init__(settings, blobs)
+    def __init__(
+        self,
+        blobs: BlobStore,
+        thresholds: Thresholds,
+        *,
+        url: str,
+        token: str | None,
+        fields: AnswerFields,
+        timeout: float,
+        concurrency: int,
+        send_url: bool,
+    ) -> None:
+        super().__init__(blobs, timeout=timeout, concurrency=concurrency, send_url=send_url)
+        self.url = url
+        self.token = token
+        self.fields = fields
         self.thresholds = thresholds
 
     async def moderate_one(self, frame: FrameStored) -> Verdict:
         image = image_for_api(frame)
         headers = {"X-Framewatch-Event-Id": frame.id}
-        if self.settings.moderation_http_token:
-            headers["Authorization"] = f"Bearer {self.settings.moderation_http_token.get_secret_value()}"
-        if self.settings.moderation_send == "url":
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if self.send_url:
             kwargs: dict[str, Any] = {"json": {"url": image.url, "event_id": frame.id, "domain": frame.domain}}
         else:
             kwargs = {"data": await read_image(self.blobs, image)}
@@ -56,15 +76,14 @@ class HttpBackend(ApiBackend):
         return self._verdict(answer, (time.perf_counter() - started) * 1000)
 
     def _verdict(self, answer: Any, latency_ms: float) -> Verdict:
-        s = self.settings
-        score = field(answer, s.moderation_http_score_field)
-        suggestion = field(answer, s.moderation_http_suggestion_field)
+        score = field(answer, self.fields.score)
+        suggestion = field(answer, self.fields.suggestion)
         if not isinstance(score, int | float) and suggestion not in ("Pass", "Review", "Block"):
             raise Permanent("http_bad_answer", "neither a score nor a suggestion in the answer")
         score = float(score) if isinstance(score, int | float) else 0.0
         if suggestion not in ("Pass", "Review", "Block"):
             suggestion = self.thresholds.suggestion(score)
-        label = field(answer, s.moderation_http_label_field)
+        label = field(answer, self.fields.label)
         return Verdict(
             suggestion=suggestion,
             label=str(label) if label else ("Normal" if suggestion == "Pass" else "Unknown"),

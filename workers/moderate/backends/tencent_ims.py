@@ -14,7 +14,6 @@ import orjson
 from yarl import URL
 
 from framewatch.blobs.base import BlobStore
-from framewatch.runtime.settings import Settings
 from schemas.messages import FrameStored, Verdict
 from workers.failures import Permanent
 from workers.moderate.backends.api import ApiBackend, check_status, image_for_api
@@ -49,29 +48,42 @@ def tc3_authorization(secret_id: str, secret_key: str, host: str, payload: bytes
 class TencentImsBackend(ApiBackend):
     name = "tencent-ims"
 
-    def __init__(self, settings: Settings, blobs: BlobStore) -> None:
-        if settings.tencent_secret_id is None or settings.tencent_secret_key is None:
-            raise ValueError("MODERATION_BACKEND=tencent-ims needs TENCENT_SECRET_ID and TENCENT_SECRET_KEY")
-        super().__init__(settings, blobs)
-        self.endpoint = settings.tencent_ims_endpoint.rstrip("/") + "/"
+    def __init__(
+        self,
+        blobs: BlobStore,
+        *,
+        secret_id: str,
+        secret_key: str,
+        region: str,
+        endpoint: str,
+        biz_type: str | None,
+        timeout: float,
+        concurrency: int,
+        send_url: bool,
+    ) -> None:
+        super().__init__(blobs, timeout=timeout, concurrency=concurrency, send_url=send_url)
+        self.secret_id = secret_id
+        self.secret_key = secret_key
+        self.region = region
+        self.biz_type = biz_type
+        self.endpoint = endpoint.rstrip("/") + "/"
         self.host = URL(self.endpoint).host or ""
 
     async def moderate_one(self, frame: FrameStored) -> Verdict:
         image = image_for_api(frame)
         request: dict[str, Any] = {"DataId": frame.id}
-        if self.settings.moderation_send == "url":
+        if self.send_url:
             request["FileUrl"] = image.url
         else:
             request["FileContent"] = base64.b64encode(await read_image(self.blobs, image)).decode()
-        if self.settings.tencent_ims_biz_type:
-            request["BizType"] = self.settings.tencent_ims_biz_type
+        if self.biz_type:
+            request["BizType"] = self.biz_type
         payload = orjson.dumps(request)
         timestamp = int(time.time())
-        assert self.settings.tencent_secret_id is not None and self.settings.tencent_secret_key is not None
         headers = {
             "Authorization": tc3_authorization(
-                self.settings.tencent_secret_id.get_secret_value(),
-                self.settings.tencent_secret_key.get_secret_value(),
+                self.secret_id,
+                self.secret_key,
                 self.host,
                 payload,
                 timestamp,
@@ -81,7 +93,7 @@ class TencentImsBackend(ApiBackend):
             "X-TC-Action": ACTION,
             "X-TC-Version": VERSION,
             "X-TC-Timestamp": str(timestamp),
-            "X-TC-Region": self.settings.tencent_region,
+            "X-TC-Region": self.region,
         }
         started = time.perf_counter()
         try:

@@ -1,0 +1,113 @@
+"""What a streaming cloud's package gives framewatch: its callbacks read, verified and made provider-neutral, and
+what goes back to the platform in that cloud's format.
+
+The ingress does the public work around a provider (bounded body read, binding lookup, dedupe, confirmed publish,
+answers); a provider fills in `parse` and `verify`, and may
+format its own violation reports. Workers only ever see `schemas.messages`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from framewatch.config.snapshot import Template
+from framewatch.runtime.settings import Settings
+from schemas.messages import CallbackReceived, FrameStored, Kind, Screenshot, Stream, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """One callback request as the ingress received it (the body already read within its bounds)."""
+
+    method: str
+    host: str  # the Host header, as the provider addressed us
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    content_type: str
+    body: bytes
+    path_domain: str | None = None  # /callbacks/<provider>/{domain}
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A callback as its provider's package understood it, before authentication."""
+
+    domain: str  # the push domain whose callback rule decides
+    app_name: str | None  # matched against a rule's app name
+    kind: Kind
+    event_type: int | str
+    body: dict[str, Any]  # forwarded as received (a GET's query parameters)
+    natural_key: tuple[str, ...]  # what stays the same across the provider's retries of this event
+    stream: Stream | None = None
+    screenshot: Screenshot | None = None
+    verdict: Verdict | None = None
+    auth: Any = None  # what `verify` needs, in the provider's own terms
+
+
+# CSS's category codes in a 317 `type` array, for verdicts of other sources.
+LABEL_CODES = {"Porn": 1, "Sexy": 1, "Terror": 2, "Polity": 3, "Ad": 4, "Illegal": 5, "Abuse": 6}
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    # The ingress serves every method on these paths and lets `parse` refuse the ones the provider never sends.
+    paths: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> Provider:
+        """The provider with the operator's options for it."""
+
+    @abstractmethod
+    def parse(self, request: RawRequest) -> Incoming:
+        """Read the callback; raise `Refused` with the reason when it is not one this provider sends."""
+
+    @abstractmethod
+    def verify(self, incoming: Incoming, request: RawRequest, template: Template, now: float) -> None:
+        """Raise `Refused` unless the callback is signed with one of the template's valid keys, in its window."""
+
+    def violation(self, frame: FrameStored, verdict: Verdict, now: int) -> dict[str, Any]:
+        """The body the domain's detect notify URL receives for a frame a moderation backend flagged: an
+        event_type 317 body as CSS reports the frames its own moderation flags (CONTRACT.md), whatever the cloud."""
+        event = frame.callback.event
+        stream = frame.callback.stream
+        return {
+            "event_type": 317,
+            "streamId": frame.stream_id,
+            "channelId": event.get("channel_id") or frame.stream_id,
+            "img": frame.original.url,
+            "type": [LABEL_CODES.get(verdict.label, 0)],
+            "score": [verdict.score],
+            "suggestion": verdict.suggestion,
+            "label": verdict.label,
+            "subLabel": verdict.sub_label,
+            "screenshotTime": frame.capture_time,
+            "sendTime": now,
+            "app": frame.domain,
+            "appname": stream.app if stream else "",
+            "stream_param": event.get("stream_param", ""),
+        }
+
+    def event_id(self, incoming: Incoming) -> str:
+        """Deterministic from the natural key (never a signature), so the provider's retries collapse."""
+        key = "\x1f".join((self.name, incoming.domain, str(incoming.event_type), *incoming.natural_key))
+        return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+    def message(self, incoming: Incoming, now: float) -> CallbackReceived:
+        """The provider-neutral pipeline message; built from validated values, so not validated again."""
+        return CallbackReceived.model_construct(
+            id=self.event_id(incoming),
+            provider=self.name,
+            domain=incoming.domain,
+            kind=incoming.kind,
+            event_type=incoming.event_type,
+            received_at=now,
+            stream=incoming.stream,
+            screenshot=incoming.screenshot,
+            verdict=incoming.verdict,
+            event=incoming.body,
+        )

@@ -1,0 +1,117 @@
+"""Process wiring: what each command runs, built from settings. The one kernel module that imports the services
+(`ingest/`, `workers/`); everything below it takes explicit parameters."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from framewatch.admin import api as admin_api
+from framewatch.admin import throttle
+from framewatch.blobs.factory import local_root
+from framewatch.broker.publisher import Publisher
+from framewatch.broker.topology import Topology
+from framewatch.config.live import live_config
+from framewatch.dedupe import factory as dedupe_factory
+from framewatch.providers import registry
+from framewatch.runtime import health
+from framewatch.runtime.serve import Listener
+from framewatch.runtime.settings import Settings
+from ingest.app import add_callback_routes
+from workers.service import Workers, build_stage
+
+
+def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
+    """The callback listener's application (public) and the admin listener's (internal), sharing one config store,
+    dedupe window and publisher. The callback application owns them: it starts them and closes them last."""
+    # aiohttp refuses larger bodies itself; the handlers turn that into the contract's 413 JSON.
+    callbacks = web.Application(client_max_size=settings.body_max_bytes)
+    admin = web.Application(client_max_size=settings.body_max_bytes)
+    config = live_config(settings)
+    store = config.store
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    api = admin_api.AdminApi(
+        config,
+        throttle.create(redis_url, settings.namespace),
+        allow_private_urls=settings.deliver_allow_private,
+        key_overlap=settings.key_rotation_overlap,
+    )
+    dedupe = dedupe_factory.create(settings)
+    publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await store.migrate()  # the ingress owns the config store: it brings the schema up to date
+        await config.start()
+        publisher.start()
+        # Everything alive now lives as long as the process: keep it out of every future collection.
+        gc.collect()
+        gc.freeze()
+        yield
+        # Runs after aiohttp stopped accepting and waited for in-flight callbacks: their publishes are done.
+        await publisher.close()
+        await dedupe.close()
+        await api.close()
+        await config.close()
+        await store.close()
+
+    callbacks.cleanup_ctx.append(lifecycle)
+    add_callback_routes(
+        callbacks,
+        registry.create_all(settings),
+        config,
+        dedupe,
+        publisher,
+        body_max_bytes=settings.body_max_bytes,
+        body_read_timeout=settings.body_read_timeout,
+    )
+    health.add_routes(callbacks, {"broker": lambda: publisher.ready})
+    blob_root = local_root(settings)
+    if blob_root is not None:  # frames and thumbnails in a local directory: the platform fetches them here
+        blob_root.mkdir(parents=True, exist_ok=True)
+        callbacks.router.add_static("/blobs", blob_root, follow_symlinks=False)
+
+    admin_api.add_routes(admin, api)
+    admin.router.add_get("/healthz", health.healthz)
+    return callbacks, admin
+
+
+def ingest_listeners(settings: Settings, port: int | None = None, admin_port: int | None = None) -> list[Listener]:
+    callbacks, admin = ingest_apps(settings)
+    return [
+        Listener(callbacks, settings.host, settings.port if port is None else port),
+        Listener(admin, settings.admin_host, settings.admin_port if admin_port is None else admin_port),
+    ]
+
+
+def add_workers(app: web.Application, settings: Settings, names: list[str]) -> Workers:
+    """Worker stages that start and drain with this application."""
+    workers = Workers(settings, [build_stage(name, settings) for name in names])
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        workers.start()
+        yield
+        await workers.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return workers
+
+
+def run_listeners(settings: Settings, port: int | None = None, admin_port: int | None = None) -> list[Listener]:
+    """`framewatch run`: both listeners and every stage in one process."""
+    from framewatch.broker.topology import STAGES
+
+    listeners = ingest_listeners(settings, port, admin_port)
+    callbacks = listeners[0].app
+    workers = add_workers(callbacks, settings, list(STAGES))
+    callbacks[health.READINESS]["workers"] = lambda: workers.ready
+    return listeners
+
+
+def worker_listeners(settings: Settings, names: list[str], port: int | None = None) -> list[Listener]:
+    """`framewatch worker STAGE...`: the stages, with health and metrics on the worker port."""
+    app = web.Application()
+    workers = add_workers(app, settings, names)
+    health.add_routes(app, {"broker": lambda: workers.ready})
+    return [Listener(app, settings.host, settings.worker_port if port is None else port)]
