@@ -18,8 +18,6 @@ from framewatch.broker.topology import STAGES, Topology
 from framewatch.config import apply as config_apply
 from framewatch.runtime.settings import Settings
 from framewatch.wiring import ingest_apps
-from workers.runtime import RETRY_AFTER_RUNGS
-from workers.service import Workers, build_stage
 from tests.helpers import (
     AMQP_URL,
     KEY,
@@ -31,6 +29,8 @@ from tests.helpers import (
     wait_until,
 )
 from tests.imageserver import ImageServer
+from workers.runtime import RETRY_AFTER_RUNGS
+from workers.service import Workers, build_stage
 
 DOMAINS = ("test.app", "test.domain.com", "5000.myqcloud.com")
 # Every delay queue a test may declare (its ladders, intervals and deferrals, the defaults', Retry-After's rungs),

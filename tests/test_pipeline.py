@@ -310,10 +310,10 @@ async def test_the_local_model_gives_a_fixed_image_a_fixed_verdict(tmp_path: Pat
     from framewatch.blobs.backends.local import LocalBlobStore
     from framewatch.blobs.base import Blob
     from schemas.messages import CallbackReceived, FrameStored, StoredImage
+    from tests.imageserver import jpeg
     from workers.fetch.images import process
     from workers.moderate.backends.nudenet import NudeNetBackend
     from workers.moderate.thresholds import Thresholds
-    from tests.imageserver import jpeg
 
     store = LocalBlobStore(tmp_path, "http://x")
     frame = process(jpeg("fixed.jpg"), [(320, 180)], 10**8)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import orjson
+import pytest
 
 from framewatch.providers.base import RawRequest
 from framewatch.providers.tencent.events import (
@@ -17,6 +16,7 @@ from framewatch.providers.tencent.events import (
     parse_event,
 )
 from framewatch.providers.tencent.provider import TencentProvider
+from tests.helpers import SAMPLES, sample, signed
 
 PROVIDER = TencentProvider()
 
@@ -29,7 +29,6 @@ def incoming(body: dict, domain: str = "d.example"):
 
 def event_id(body: dict, domain: str) -> str:
     return PROVIDER.event_id(incoming(body, domain))
-from tests.helpers import SAMPLES, sample, signed
 
 EXPECTED = {
     "screenshot": ScreenshotEvent,
