@@ -8,6 +8,7 @@ COPY schemas ./schemas
 RUN pip install --no-cache-dir . && useradd --system framewatch
 USER framewatch
 ENV FRAMEWATCH_HOST=0.0.0.0
-EXPOSE 8080
+# 8080: callbacks (public); 8090: admin (bind it with FRAMEWATCH_ADMIN_HOST, keep it internal); 8081: workers
+EXPOSE 8080 8090 8081
 ENTRYPOINT ["framewatch"]
 CMD ["ingest"]

@@ -17,10 +17,10 @@ install: $(BIN)/.installed
 DEMO_ENV := FRAMEWATCH_DELIVER_ALLOW_PRIVATE=true FRAMEWATCH_FETCH_ALLOW_PRIVATE=true \
 	FRAMEWATCH_FETCH_ALLOWED_HOSTS=127.0.0.1,*.myqcloud.com
 
-run: install  ## apply the demo config and run the whole pipeline on 127.0.0.1:8080 (needs RabbitMQ)
+run: install  ## apply the demo config and run the whole pipeline on 127.0.0.1:8080 and :8090 (needs RabbitMQ)
 	$(DEMO_ENV) $(BIN)/framewatch config apply examples/demo.toml
-	@echo "framewatch: running on http://127.0.0.1:8080 (callbacks at /callbacks/tencent, admin API at /api,"
-	@echo "            probes at /healthz /readyz /metrics). Next, in another terminal:"
+	@echo "framewatch: callbacks on http://127.0.0.1:8080 (/callbacks/tencent, /callbacks/alibaba, probes at"
+	@echo "            /healthz /readyz /metrics), admin API on http://127.0.0.1:8090/api. Next, in another terminal:"
 	@echo "              make simulate   # 20 streams of screenshots through the pipeline, report at the end"
 	$(DEMO_ENV) $(BIN)/framewatch run
 

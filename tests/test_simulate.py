@@ -54,8 +54,12 @@ snapshot_notify_url = "{url}/snapshot"
 porn_censorship_notify_url = "{url}/moderation"
 stream_begin_notify_url = "{url}/stream"
 stream_end_notify_url = "{url}/stream"
+record_notify_url = "{url}/record"
 [[rules]]
 domain = "test.app"
+template = "main"
+[[rules]]
+domain = "ali.example.com"
 template = "main"
 [[detect_notify]]
 domain = "test.app"
@@ -116,6 +120,28 @@ async def test_refused_callbacks_are_retried_then_reported(against_run: Simulato
     assert report["accepted"] == 0 and report["gave_up"] == report["sent"] == 6
     # The provider's policy: a screenshot is tried 6 times, every other event 13 times.
     assert report["refused"] == {"DomainNotBound": 2 * 6 + 4 * 13}
+
+
+async def test_alibaba_every_accepted_event_is_delivered_once(against_run: Simulator) -> None:
+    status, report = await against_run.run(
+        *("--provider", "alibaba", "--streams", "4", "--interval", "0.5", "--duration", "2"), domain="ali.example.com"
+    )
+    assert status == 0, report
+    # 4 streams x 4 recording callbacks (POST), and a publish and publish_done each (GET).
+    assert report["sent"] == 4 * 4 + 8 and report["screenshots"] == 0
+    assert report["accepted"] == report["sent"] == report["delivered"]
+    assert (report["lost"], report["gave_up"], report["bad_signatures"], report["duplicates"]) == (0, 0, 0, 0)
+
+
+async def test_alibaba_refused_callbacks_are_retried_as_alibaba_does(against_run: Simulator) -> None:
+    status, report = await against_run.run(
+        *("--provider", "alibaba", "--streams", "2", "--interval", "1", "--duration", "1", "--retry-scale", "0.01"),
+        domain="unbound.example.com",
+    )
+    assert status == 1
+    assert report["accepted"] == 0 and report["gave_up"] == report["sent"] == 6
+    # Alibaba's policy: every callback is tried 6 times (5 retries 1 s apart).
+    assert report["refused"] == {"DomainNotBound": 6 * 6}
 
 
 async def test_the_platform_down_delays_but_loses_nothing(against_run: Simulator) -> None:
