@@ -25,7 +25,8 @@ run: install  ## apply the demo config and run the whole pipeline on 127.0.0.1:8
 	$(DEMO_ENV) $(BIN)/framewatch run
 
 simulate: install  ## play the provider and the platform against `make run` for 30 s
-	$(BIN)/framewatch simulate --streams 20 --interval 1 --duration 30 --sink-port 9090
+	$(BIN)/framewatch simulate --streams 20 --interval 1 --duration 30 --sink-port 9090 \
+		--webhook-secret whsec_ZnJhbWV3YXRjaC1kZW1vLXdlYmhvb2stc2VjcmV0ISE=
 
 bench-e2e: install  ## the simulator against the fleet, one process per stage (needs RabbitMQ)
 	$(BIN)/python bench/e2e.py

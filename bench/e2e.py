@@ -37,6 +37,7 @@ from framewatch.broker.topology import Topology
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 KEY = "benchKey123"
+WEBHOOK_SECRET = "whsec_" + "YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMhISE="  # 32 bytes, base64
 DOMAIN = "bench.live"
 FRAMEWATCH = [str(ROOT / ".venv" / "bin" / "framewatch")] if (ROOT / ".venv").exists() else ["framewatch"]
 
@@ -46,7 +47,8 @@ def config(sink_port: int) -> str:
     kinds = ("snapshot", "porn_censorship", "stream_begin", "stream_end")
     urls = "".join(f'{kind}_notify_url = "{url}/{kind}"\n' for kind in kinds)
     return (
-        f'account = "bench"\n[[templates]]\nname = "bench"\ncallback_key = "{KEY}"\n{urls}'
+        f'account = "bench"\n[[templates]]\nname = "bench"\ncallback_key = "{KEY}"\n'
+        f'webhook_secret = "{WEBHOOK_SECRET}"\n{urls}'
         f'[[rules]]\ndomain = "{DOMAIN}"\ntemplate = "bench"\n'
         f'[[detect_notify]]\ndomain = "{DOMAIN}"\nnotify_url = "{url}/violations"\n'
     )
@@ -143,6 +145,7 @@ def main() -> int:
     fleet = Fleet(env, args.port)
     simulate = [
         *FRAMEWATCH, "simulate", "--ingress", f"http://127.0.0.1:{args.port}", "--domain", DOMAIN, "--key", KEY,
+        "--webhook-secret", WEBHOOK_SECRET,
         "--streams", str(args.streams), "--interval", str(args.interval), "--duration", str(args.duration),
         "--sink-port", str(sink_port), "--json",
     ]  # fmt: skip

@@ -120,6 +120,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         height=int(height),
         retry_scale=args.retry_scale,
         provider=args.provider,
+        webhook_secret=args.webhook_secret,
     )
     plan = Plan(
         streams=args.streams,
@@ -202,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--ingress", default="http://127.0.0.1:8080", help="framewatch's base URL")
     sim.add_argument("--domain", default="demo.live", help="push domain the callbacks are for")
+    sim.add_argument(
+        "--webhook-secret",
+        help="the template's WebhookSecret (whsec_...): the platform also checks every webhook-signature with it",
+    )
     sim.add_argument(
         "--provider",
         choices=["tencent", "alibaba"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -28,6 +29,8 @@ AMQP_URL = os.environ.get("FRAMEWATCH_TEST_AMQP_URL", "amqp://guest:guest@127.0.
 REDIS_URL = os.environ.get("FRAMEWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("FRAMEWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KEY = "testKey123"
+# The test templates' Standard Webhooks secret (32 bytes, base64): what a receiver is given to verify deliveries.
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
 
 def sample(name: str) -> dict[str, Any]:

@@ -1,17 +1,28 @@
-"""The platform's receiving URLs: a real HTTP server on loopback that checks both signatures of every delivery."""
+"""The platform's receiving URLs: a real HTTP server on loopback that checks both signatures of every delivery: the
+body's `t`/`sign` as a CSS receiver does, and the Standard Webhooks headers with the specification's official
+library (`standardwebhooks`), given the template's WebhookSecret as it is."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from framewatch.simulate.platform import signatures_valid
-from tests.helpers import KEY, free_port
+from tests.helpers import KEY, WEBHOOK_SECRET, free_port
+
+
+def body_sign_valid(body: dict[str, Any], key: str, now: float) -> bool:
+    """As a receiver written for CSS checks: sign = md5(key + t), t in the future."""
+    try:
+        t = int(body["t"])
+        return body["sign"] == hashlib.md5(f"{key}{t}".encode()).hexdigest() and t >= now
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 @dataclass
@@ -20,11 +31,13 @@ class Delivery:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float
+    raw: bytes = b""
 
 
 class Sink:
-    def __init__(self, key: str = KEY) -> None:
+    def __init__(self, key: str = KEY, webhook_secret: str = WEBHOOK_SECRET) -> None:
         self.key = key
+        self.verifier = Webhook(webhook_secret)
         self.port = free_port()
         self.deliveries: dict[str, list[Delivery]] = defaultdict(list)
         self.hits: dict[str, int] = defaultdict(int)
@@ -38,13 +51,17 @@ class Sink:
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
         self.hits[request.path] += 1
-        if not signatures_valid(raw, request.headers, self.key, time.time()):
+        try:
+            body = self.verifier.verify(raw, dict(request.headers))
+        except WebhookVerificationError:
+            body = None
+        if not isinstance(body, dict) or not body_sign_valid(body, self.key, time.time()):
             self.bad_signatures += 1
             return web.Response(status=401)
         status = self.status.get(request.path, 200)
         if status == 200:
             self.deliveries[request.path].append(
-                Delivery(request.path, orjson.loads(raw), dict(request.headers), time.monotonic())
+                Delivery(request.path, body, dict(request.headers), time.monotonic(), raw)
             )
         return web.Response(status=status, text="{}")
 

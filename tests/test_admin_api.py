@@ -4,6 +4,7 @@ apart, throttling, audit, and changes live on every process within a second."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -412,3 +413,26 @@ async def test_a_change_reaches_every_ingress_process_within_a_second(
     finally:
         for replica in replicas:
             replica.terminate()
+
+
+async def test_each_template_has_its_own_webhook_secret(api: Api) -> None:
+    """Made at random at creation (whsec_ + base64 of 32 bytes), returned to its account, changeable, validated."""
+    first, second = await api.template("one"), await api.template("two")
+    described = {t["TemplateId"]: t for t in (await api.ok("DescribeLiveCallbackTemplates"))["Templates"]}
+    secrets = [described[first]["WebhookSecret"], described[second]["WebhookSecret"]]
+    for secret in secrets:
+        assert secret.startswith("whsec_") and len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+    assert secrets[0] != secrets[1]
+    chosen = "whsec_" + base64.b64encode(b"\x07" * 32).decode()
+    await api.ok("ModifyLiveCallbackTemplate", TemplateId=first, WebhookSecret=chosen)
+    one = (await api.ok("DescribeLiveCallbackTemplate", TemplateId=first))["Template"]
+    assert one["WebhookSecret"] == chosen
+    for bad in ("plainsecret", "whsec_not*base64", "whsec_" + base64.b64encode(b"short").decode()):
+        assert await api.refused("ModifyLiveCallbackTemplate", TemplateId=first, WebhookSecret=bad) == (
+            400,
+            "InvalidParameter",
+        )
+    assert await api.refused("DescribeLiveCallbackTemplate", "other", TemplateId=first) == (
+        404,
+        "ResourceNotFound.TemplateNotFound",
+    )

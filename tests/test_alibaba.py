@@ -15,7 +15,7 @@ import pytest
 
 from framewatch.runtime.settings import Settings
 from tests.conftest import DOMAINS, RunningIngress, apply_config, serve_ingress, serve_workers, settings_from
-from tests.helpers import KEY, SAMPLES, Broker, wait_until
+from tests.helpers import KEY, SAMPLES, WEBHOOK_SECRET, Broker, wait_until
 from tests.sink import Sink
 
 ALIBABA = SAMPLES.parent / "alibaba"
@@ -51,7 +51,8 @@ def config(app_name: str = "", sink: Sink | None = None) -> str:
         f'[[rules]]\ndomain = "{domain}"\ntemplate = "main"\napp_name = "{app_name}"\n'
         for domain in (INGEST_DOMAIN, RECORD_DOMAIN, *DOMAINS)
     )
-    return f'account = "default"\n[[templates]]\nname = "main"\ncallback_key = "{KEY}"\n{urls}{rules}'
+    template = f'[[templates]]\nname = "main"\ncallback_key = "{KEY}"\nwebhook_secret = "{WEBHOOK_SECRET}"\n'
+    return f'account = "default"\n{template}{urls}{rules}'
 
 
 @pytest.fixture

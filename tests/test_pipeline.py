@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import time
@@ -13,9 +14,23 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.conftest import apply_config, serve_ingress, serve_workers, settings_from
-from tests.helpers import KEY, Broker, free_port, post, queue_callbacks, run_cli, sample, screenshot, signed, wait_until
+from tests.helpers import (
+    KEY,
+    WEBHOOK_SECRET,
+    Broker,
+    free_port,
+    post,
+    queue_callbacks,
+    run_cli,
+    sample,
+    screenshot,
+    signed,
+    wait_until,
+)
 from tests.imageserver import ImageServer
 from tests.sink import Sink
 
@@ -26,6 +41,7 @@ account = "default"
 [[templates]]
 name = "main"
 callback_key = "{KEY}"
+webhook_secret = "{WEBHOOK_SECRET}"
 snapshot_notify_url = "{sink.url("/snapshot")}"
 porn_censorship_notify_url = "{sink.url("/moderation")}"
 stream_begin_notify_url = "{sink.url("/stream")}"
@@ -165,6 +181,9 @@ async def test_a_provider_violation_reaches_the_detect_url_within_a_second(
             assert (await post(session, ingress.callbacks, body))[0] == 200
         await wait_until(lambda: sink.deliveries["/violations"] and sink.deliveries["/moderation"], timeout=5)
     [violation] = sink.deliveries["/violations"]
+    [moderation] = sink.deliveries["/moderation"]
+    # Two webhooks, two ids: a receiver keeping webhook-id as its idempotency key keeps both.
+    assert violation.headers["webhook-id"] != moderation.headers["webhook-id"]
     assert violation.at - started < 1.0
     assert violation.body["suggestion"] == "Block" and violation.body["img"] == body["img"]
     assert violation.body["framewatch"]["source"] == "tencent"
@@ -334,3 +353,22 @@ async def test_the_local_model_gives_a_fixed_image_a_fixed_verdict(tmp_path: Pat
     assert first[0] is not None and first[0].suggestion == "Pass"  # a drawing of boxes and text: nothing exposed
     assert first[0].source.startswith("nudenet/320n")
     assert [v.scores for v in second if v] == [first[0].scores] * 2  # batched or not, the same answer
+
+
+async def test_while_the_webhook_secret_changes_both_signatures_are_sent(
+    pipeline_env: dict[str, str], monkeypatch, broker: Broker, sink: Sink
+) -> None:
+    """Receivers verify with the official library and either secret until they switch (KEY_ROTATION_OVERLAP)."""
+    settings = settings_from(monkeypatch, pipeline_env)
+    await apply_config(settings, pipeline_config(sink))
+    new = "whsec_" + base64.b64encode(b"\x01" * 32).decode()
+    await apply_config(settings, pipeline_config(sink).replace(WEBHOOK_SECRET, new))
+    async with serve_workers(settings, ["deliver"]):
+        await queue_callbacks(broker.namespace, [{**sample("stream_begin"), "app": "test.app"}])
+        await wait_until(lambda: len(sink.deliveries["/stream"]) == 1, timeout=10)
+    [delivery] = sink.deliveries["/stream"]
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, WEBHOOK_SECRET):
+        assert StandardWebhook(secret).verify(delivery.raw, delivery.headers)["framewatch"]["provider"] == "tencent"
+    with pytest.raises(WebhookVerificationError):
+        StandardWebhook("whsec_" + base64.b64encode(b"\x02" * 32).decode()).verify(delivery.raw, delivery.headers)

@@ -30,6 +30,7 @@ def incoming(body: dict, domain: str = "d.example"):
 def event_id(body: dict, domain: str) -> str:
     return PROVIDER.event_id(incoming(body, domain))
 
+
 EXPECTED = {
     "screenshot": ScreenshotEvent,
     "screenshot_legacy": ScreenshotEvent,

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.conftest import apply_config
-from tests.helpers import KEY, IngressProcess, WorkerProcess, free_port, rabbitmqctl
+from tests.helpers import KEY, WEBHOOK_SECRET, IngressProcess, WorkerProcess, free_port, rabbitmqctl
 
 
 class RunProcess(IngressProcess):
@@ -33,7 +33,7 @@ class Simulator:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             *("-m", "framewatch", "simulate", "--ingress", self.ingress, "--domain", domain, "--key", key),
-            *("--sink-port", str(self.sink_port), "--json", "--quiet", *args),
+            *("--sink-port", str(self.sink_port), "--webhook-secret", WEBHOOK_SECRET, "--json", "--quiet", *args),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "FRAMEWATCH_LOG_LEVEL": "warning"},
@@ -50,6 +50,7 @@ account = "default"
 [[templates]]
 name = "main"
 callback_key = "{KEY}"
+webhook_secret = "{WEBHOOK_SECRET}"
 snapshot_notify_url = "{url}/snapshot"
 porn_censorship_notify_url = "{url}/moderation"
 stream_begin_notify_url = "{url}/stream"

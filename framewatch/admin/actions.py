@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.admin.context import Context
-from framewatch.config import ownership, validate
+from framewatch.config import ownership, validate, webhook_secrets
 from framewatch.config import tables as t
 from framewatch.config.errors import ConfigError
-from framewatch.config.store import rotated_key_values
+from framewatch.config.store import WEBHOOK_SECRET_COLUMNS, rotated_values
 
 Handler = Callable[[Context], Awaitable[dict[str, Any]]]
 
@@ -45,7 +45,7 @@ URL_PARAMS = {
     "PornCensorshipNotifyUrl": "porn_censorship_notify_url",
     "PushExceptionNotifyUrl": "push_exception_notify_url",
 }
-TEMPLATE_PARAMS = ("TemplateName", "Description", "CallbackKey", "AllowUnsigned", *URL_PARAMS)
+TEMPLATE_PARAMS = ("TemplateName", "Description", "CallbackKey", "AllowUnsigned", "WebhookSecret", *URL_PARAMS)
 # Documented limits: Tencent 200/s for changes and 500/s for reads; Alibaba's detect notify actions 30/s.
 TENCENT_WRITE = (200, "RequestLimitExceeded")
 TENCENT_READ = (500, "RequestLimitExceeded")
@@ -92,6 +92,8 @@ async def _template_values(ctx: Context) -> dict[str, Any]:
         values["callback_key"] = validate.callback_key(key)
     if (allow_unsigned := p.boolean("AllowUnsigned")) is not None:
         values["allow_unsigned"] = allow_unsigned
+    if (secret := p.optional("WebhookSecret")) is not None:
+        values["webhook_secret"] = webhook_secrets.validate(secret)
     for param, column in URL_PARAMS.items():
         if (url := p.optional(param)) is not None:
             values[column] = await validate.notify_url(url, ctx.allow_private_urls) if url else None
@@ -105,6 +107,7 @@ def _template_info(row: Any) -> dict[str, Any]:
         "Description": row.description,
         "CallbackKey": row.callback_key,
         "AllowUnsigned": bool(row.allow_unsigned),
+        "WebhookSecret": row.webhook_secret or "",
     }
     info.update({param: getattr(row, column) or "" for param, column in URL_PARAMS.items()})
     info["CreateTime"], info["UpdateTime"] = _time(row.created_at), _time(row.updated_at)
@@ -116,6 +119,7 @@ async def create_template(ctx: Context) -> dict[str, Any]:
     ctx.params.required("TemplateName")
     ctx.params.required("CallbackKey")  # callbacks without a key could not be verified
     values = await _template_values(ctx)
+    values.setdefault("webhook_secret", webhook_secrets.new())
     now = int(time.time())
     async with ctx.change() as conn:
         await _refuse_taken_name(ctx, conn, values["name"])
@@ -156,7 +160,10 @@ async def modify_template(ctx: Context) -> dict[str, Any]:
         if "name" in values:
             await _refuse_taken_name(ctx, conn, values["name"], but=template_id)
         if "callback_key" in values:  # the previous key stays valid for the overlap: senders switch gradually
-            values.update(rotated_key_values(current, values.pop("callback_key"), ctx.key_overlap))
+            values.update(rotated_values(current, values.pop("callback_key"), ctx.key_overlap))
+        if "webhook_secret" in values:  # both signatures are sent for the overlap: receivers switch gradually
+            secret = values.pop("webhook_secret")
+            values.update(rotated_values(current, secret, ctx.key_overlap, WEBHOOK_SECRET_COLUMNS))
         values["updated_at"] = int(time.time())
         await conn.execute(update(t.templates).where(t.templates.c.id == template_id).values(**values))
     return {}

@@ -12,11 +12,11 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.broker.topology import Topology
-from framewatch.config import ownership, validate
+from framewatch.config import ownership, validate, webhook_secrets
 from framewatch.config import tables as t
 from framewatch.config.changes import ChangeFeed
 from framewatch.config.errors import ConfigError
-from framewatch.config.store import ConfigStore, rotated_key_values
+from framewatch.config.store import WEBHOOK_SECRET_COLUMNS, ConfigStore, rotated_values
 from framewatch.runtime.settings import Settings
 
 
@@ -32,6 +32,8 @@ class TemplateSpec(BaseModel):
     porn_censorship_notify_url: str | None = None
     push_exception_notify_url: str | None = None
     allow_unsigned: bool = False
+    # Signs deliveries (Standard Webhooks); made at random when the template is created and not given here.
+    webhook_secret: str | None = None
 
 
 class RuleSpec(BaseModel):
@@ -103,6 +105,8 @@ async def check(spec: ConfigFile, allow_private_urls: bool) -> ConfigFile:
         raise ConfigError("InvalidParameter", "template names must be unique")
     for tpl in spec.templates:
         validate.callback_key(tpl.callback_key)
+        if tpl.webhook_secret is not None:
+            webhook_secrets.validate(tpl.webhook_secret)
         for name in t.NOTIFY_URL_FIELDS:
             if url := getattr(tpl, name):
                 await validate.notify_url(url, allow_private_urls)
@@ -149,12 +153,17 @@ async def _templates(
     }
     ids: dict[str, int] = {}
     for tpl in spec.templates:
-        wanted = tpl.model_dump(exclude={"callback_key"})
+        wanted = tpl.model_dump(exclude={"callback_key", "webhook_secret"})
         current = rows.get(tpl.name)
         if current is None:
             result = await conn.execute(
                 insert(t.templates).values(
-                    **wanted, account_id=account_id, callback_key=tpl.callback_key, created_at=now, updated_at=now
+                    **wanted,
+                    account_id=account_id,
+                    callback_key=tpl.callback_key,
+                    webhook_secret=tpl.webhook_secret or webhook_secrets.new(),
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             ids[tpl.name] = int(result.inserted_primary_key[0])
@@ -162,13 +171,17 @@ async def _templates(
             continue
         ids[tpl.name] = current.id
         values = {k: v for k, v in wanted.items() if getattr(current, k) != v}
-        values.update(rotated_key_values(current, tpl.callback_key, key_overlap))
+        values.update(rotated_values(current, tpl.callback_key, key_overlap))
+        if tpl.webhook_secret is not None:
+            values.update(rotated_values(current, tpl.webhook_secret, key_overlap, WEBHOOK_SECRET_COLUMNS))
         if values:
             await conn.execute(
                 update(t.templates).where(t.templates.c.id == current.id).values(**values, updated_at=now)
             )
             shown = ", ".join(
-                sorted(k for k in values if "key" not in k) + (["key rotated"] if "callback_key" in values else [])
+                sorted(k for k in values if "key" not in k and "secret" not in k)
+                + (["key rotated"] if "callback_key" in values else [])
+                + (["webhook secret rotated"] if "webhook_secret" in values else [])
             )
             report.changes.append(f"template {tpl.name}: updated ({shown})")
     return ids

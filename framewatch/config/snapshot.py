@@ -19,13 +19,21 @@ class Template:
     keys: tuple[SigningKey, ...]  # current key first, then a previous one still in its overlap
     allow_unsigned: bool
     notify_urls: dict[str, str]  # e.g. {"snapshot_notify_url": "https://..."}
+    webhook_secrets: tuple[SigningKey, ...] = ()  # current first, then a previous one still in its overlap
 
     @property
     def key(self) -> str:
         return self.keys[0].secret
 
     def valid_keys(self, now: float) -> list[str]:
-        return [k.secret for k in self.keys if k.expires_at is None or k.expires_at > now]
+        return _valid(self.keys, now)
+
+    def valid_webhook_secrets(self, now: float) -> list[str]:
+        return _valid(self.webhook_secrets, now)
+
+
+def _valid(keys: tuple[SigningKey, ...], now: float) -> list[str]:
+    return [k.secret for k in keys if k.expires_at is None or k.expires_at > now]
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,20 +107,33 @@ class ConfigStore:
         return int(await conn.scalar(query) or 0)
 
 
+def _keys(current: str | None, previous: str | None, expires_at: int | None) -> tuple[SigningKey, ...]:
+    keys = [SigningKey(current)] if current else []
+    if previous and expires_at:
+        keys.append(SigningKey(previous, float(expires_at)))
+    return tuple(keys)
+
+
 def _template(row: Any) -> Template:
-    keys = [SigningKey(row.callback_key)]
-    if row.previous_callback_key and row.previous_key_expires_at:
-        keys.append(SigningKey(row.previous_callback_key, float(row.previous_key_expires_at)))
+    keys = _keys(row.callback_key, row.previous_callback_key, row.previous_key_expires_at)
+    secrets = _keys(row.webhook_secret, row.previous_webhook_secret, row.previous_webhook_secret_expires_at)
     urls = {field: getattr(row, field) for field in t.NOTIFY_URL_FIELDS if getattr(row, field)}
-    return Template(row.id, row.account_id, row.name, tuple(keys), bool(row.allow_unsigned), urls)
+    return Template(row.id, row.account_id, row.name, keys, bool(row.allow_unsigned), urls, secrets)
 
 
-def rotated_key_values(current: Any, new_key: str, overlap: int) -> dict[str, Any]:
-    """Column values for a key change: the old key stays valid for `overlap` seconds."""
-    if current.callback_key == new_key:
+# A changed secret's columns: (current, previous, previous's expiry).
+CALLBACK_KEY_COLUMNS = ("callback_key", "previous_callback_key", "previous_key_expires_at")
+WEBHOOK_SECRET_COLUMNS = ("webhook_secret", "previous_webhook_secret", "previous_webhook_secret_expires_at")
+
+
+def rotated_values(
+    current: Any, new: str, overlap: int, columns: tuple[str, str, str] = CALLBACK_KEY_COLUMNS
+) -> dict[str, Any]:
+    """Column values for a key or secret change: the old one stays valid for `overlap` seconds."""
+    column, previous, expires_at = columns
+    old = getattr(current, column)
+    if old == new:
         return {}
-    return {
-        "callback_key": new_key,
-        "previous_callback_key": current.callback_key,
-        "previous_key_expires_at": int(time.time()) + overlap,
-    }
+    if not old:  # nothing to keep valid
+        return {column: new}
+    return {column: new, previous: old, expires_at: int(time.time()) + overlap}

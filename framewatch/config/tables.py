@@ -47,6 +47,10 @@ templates = Table(
     Column("previous_key_expires_at", BigInteger, nullable=True),
     *(Column(field, Text, nullable=True) for field in NOTIFY_URL_FIELDS),
     Column("allow_unsigned", Boolean, nullable=False, default=False),
+    # Signs every delivery's webhook-signature (Standard Webhooks); the previous one is still sent during a change.
+    Column("webhook_secret", String(128), nullable=True),
+    Column("previous_webhook_secret", String(128), nullable=True),
+    Column("previous_webhook_secret_expires_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     UniqueConstraint("account_id", "name", name="uq_template_account_name"),

@@ -29,16 +29,22 @@ def event_key(body: dict[str, Any]) -> str | None:
     return None
 
 
-def signatures_valid(raw: bytes, headers: Any, key: str, now: float, body: dict[str, Any] | None = None) -> bool:
-    """The body's t/sign (MD5(key + t), t in the future) and the Standard Webhooks HMAC header."""
+def signatures_valid(
+    raw: bytes, headers: Any, key: str, webhook_secret: str | None, now: float, body: dict[str, Any] | None = None
+) -> bool:
+    """The body's t/sign (MD5(key + t), t in the future) and, given the template's webhook secret, one of the
+    Standard Webhooks signatures in `webhook-signature` (several while the secret is being changed)."""
     try:
         body = orjson.loads(raw) if body is None else body
         t = int(body["t"])
         if body["sign"] != hashlib.md5(f"{key}{t}".encode()).hexdigest() or t < now:
             return False
+        if webhook_secret is None:
+            return True
+        secret = base64.b64decode(webhook_secret.removeprefix("whsec_"))
         signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + raw
-        expected = "v1," + base64.b64encode(hmac.new(key.encode(), signed, hashlib.sha256).digest()).decode()
-        return hmac.compare_digest(headers["webhook-signature"], expected)
+        expected = "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode()
+        return any(hmac.compare_digest(given, expected) for given in headers["webhook-signature"].split())
     except (KeyError, ValueError, TypeError):
         return False
 
@@ -46,6 +52,7 @@ def signatures_valid(raw: bytes, headers: Any, key: str, now: float, body: dict[
 @dataclass
 class Platform:
     key: str
+    webhook_secret: str | None = None  # unset: only the body's t/sign is checked
     outage: tuple[float, float] | None = None  # (start, end) seconds after `started`: answer 503 meanwhile
     started: float = field(default_factory=time.monotonic)
     first_delivery: dict[str, float] = field(default_factory=dict)  # event key -> monotonic arrival
@@ -71,7 +78,7 @@ class Platform:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = {}
-        if not signatures_valid(raw, request.headers, self.key, time.time(), body):
+        if not signatures_valid(raw, request.headers, self.key, self.webhook_secret, time.time(), body):
             self.bad_signatures += 1
             return web.Response(status=401, text="bad signature")
         key = event_key(body)

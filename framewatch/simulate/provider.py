@@ -46,6 +46,7 @@ class Options:
     height: int = 360
     retry_scale: float = 0.05  # 1.0: the provider's real timing; 0.05: 2 minutes become 6 seconds
     provider: str = "tencent"  # which cloud to play: tencent or alibaba
+    webhook_secret: str | None = None  # the template's WebhookSecret: the platform checks webhook-signature with it
 
 
 @dataclass(frozen=True, slots=True)

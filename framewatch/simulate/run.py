@@ -43,7 +43,9 @@ class Simulation:
         self.options = options
         self.plan = plan
         self.provider = PROVIDERS[options.provider](options)
-        self.platform = Platform(options.key, plan.sink_outage) if plan.sink_port is not None else None
+        self.platform = (
+            Platform(options.key, options.webhook_secret, plan.sink_outage) if plan.sink_port is not None else None
+        )
         self.started = 0.0
         self._runners: list[web.AppRunner] = []
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from framewatch.config import webhook_secrets
+
 # As CSS signs its callbacks: `t` is the signature's expiry, 10 minutes ahead.
 SIGN_VALIDITY = 600
 
@@ -19,16 +21,20 @@ def signed_body(body: dict[str, Any], key: str, now: int) -> bytes:
     return orjson.dumps({**body, "t": t, "sign": hashlib.md5(f"{key}{t}".encode()).hexdigest()})
 
 
-def webhook_signature(key: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the template key (Standard Webhooks)."""
-    mac = hmac.new(key.encode(), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
+def webhook_signature(secrets: list[str], webhook_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under each of the template's valid webhook secrets, the
+    newest first (Standard Webhooks: several while a secret is being changed)."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(webhook_secrets.key(secret), signed, hashlib.sha256).digest()).decode()
+        for secret in secrets
+    )
 
 
-def headers(key: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def headers(secrets: list[str], webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": webhook_signature(key, webhook_id, timestamp, body),
+        "webhook-signature": webhook_signature(secrets, webhook_id, timestamp, body),
     }

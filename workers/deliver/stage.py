@@ -108,7 +108,7 @@ class DeliverStage(Stage):
         try:
             now = int(time.time())
             body = signing.signed_body(webhook.body, binding.template.key, now)
-            headers = signing.headers(binding.template.key, webhook.id, now, body)
+            headers = signing.headers(binding.template.valid_webhook_secrets(now), webhook.id, now, body)
             async with self.client.request("POST", webhook.url, data=body, headers=headers) as response:
                 # A few KiB at most, whatever the receiver sends: its answer body is no reason to spend memory.
                 await response.content.read(ANSWER_READ_LIMIT)
