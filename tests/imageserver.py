@@ -47,6 +47,7 @@ class ImageServer:
         self.hits: Counter[str] = Counter()
         self.fail_first: dict[str, int] = {}  # name -> how many requests answer 500 before it works
         self.missing: set[str] = set()  # names that answer 404 until removed
+        self.files: dict[str, bytes] = {}  # served as they are at /file/<name>
         self._runner: web.AppRunner | None = None
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
@@ -94,6 +95,8 @@ class ImageServer:
             raise web.HTTPFound(f"/redirect-loop/{name}")
         if kind == "missing":
             raise web.HTTPNotFound()
+        if kind == "file" and name in self.files:
+            return web.Response(body=self.files[name], content_type="application/octet-stream")
         if kind == "error":
             raise web.HTTPInternalServerError()
         raise web.HTTPNotFound()

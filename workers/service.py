@@ -37,6 +37,7 @@ def build_stage(name: str, settings: Settings) -> Stage:
             retry_delays=tuple(settings.fetch_retry_delays),
             # Only the operator's explicit choice: the default picks the local model when it is installed.
             unmoderated=settings.moderation_backend == "none",
+            large_decodes=settings.fetch_large_decodes,
         )
         client = GuardedClient(
             allow_private=settings.fetch_allow_private,

@@ -56,8 +56,11 @@ class Settings(BaseSettings):
     fetch_allow_private: bool = False
     fetch_concurrency: int = Field(32, gt=0)
     fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
-    # Decompression bombs: a header announcing more pixels than this is refused before any decoding.
-    fetch_max_pixels: int = Field(40_000_000, gt=0)
+    # Decompression bombs: a header announcing more pixels than this is refused before any decoding (a 4K frame is
+    # 8.3M). JPEGs decode at reduced scale whatever they announce; PNG and WebP have no such mode and decode in full,
+    # so past 4M pixels at most FETCH_LARGE_DECODES of them decode at once.
+    fetch_max_pixels: int = Field(16_000_000, gt=0)
+    fetch_large_decodes: int = Field(1, gt=0)
     # JPEG frames up to this size are thumbnailed on the event loop: for them the thread handoff costs more than
     # the work (a 640x360 JPEG takes about half a millisecond). Larger ones go to a thread per core.
     fetch_inline_bytes: int = Field(64 * 1024, ge=0)

@@ -48,18 +48,32 @@ def sniff(data: bytes) -> str:
     raise Permanent("not_an_image", f"starts with {data[:8].hex()}")
 
 
-def process(
-    data: bytes, boxes: list[tuple[int, int]], max_pixels: int, encoding: str = "jpeg", quality: int = 80
-) -> Frame:
-    """Validate and thumbnail one frame. Raises Permanent for anything that is not a sound, bounded image."""
+def _open(data: bytes, max_pixels: int) -> tuple[str, Image.Image]:
+    """The image's format and header, nothing decoded yet; refused past the pixel cap."""
     kind = sniff(data)
     try:
         image = Image.open(io.BytesIO(data), formats=[kind])
     except Exception as exc:
         raise Permanent("not_an_image", f"{type(exc).__name__}: {exc}") from None
-    width, height = image.size  # from the header: nothing decoded yet
+    width, height = image.size
     if width * height > max_pixels:
         raise Permanent("too_many_pixels", f"{width}x{height} exceeds {max_pixels} pixels")
+    return kind, image
+
+
+def decodes_in_full(data: bytes, max_pixels: int) -> int:
+    """How many pixels decoding this frame costs at full scale: 0 for a JPEG, which decodes at reduced scale
+    (shrink-on-load) whatever size it declares; the declared size for the formats that have no such mode."""
+    kind, image = _open(data, max_pixels)
+    return 0 if kind == "JPEG" else image.width * image.height
+
+
+def process(
+    data: bytes, boxes: list[tuple[int, int]], max_pixels: int, encoding: str = "jpeg", quality: int = 80
+) -> Frame:
+    """Validate and thumbnail one frame. Raises Permanent for anything that is not a sound, bounded image."""
+    kind, image = _open(data, max_pixels)
+    width, height = image.size  # from the header: nothing decoded yet
     largest = max(boxes, key=lambda box: box[0] * box[1])
     # Rotated frames swap sides; ask the decoder for enough pixels in either orientation.
     draft_box = (max(largest), max(largest)) if _rotated(image) else largest

@@ -51,6 +51,13 @@ class FetchOptions:
     retry_delays: tuple[float, ...]
     # Moderation switched off: frames go straight to delivery, one hop less.
     unmoderated: bool = False
+    # Frames that decode in full (PNG, WebP) past LARGE_PIXELS: how many decode at once. A burst of bombs then
+    # costs one large decode's memory per slot, not one per core.
+    large_decodes: int = 1
+
+
+# Past this many pixels, a frame that has no reduced-scale decoding is a large decode (a 2560x1440 frame is 3.7M).
+LARGE_PIXELS = 4_000_000
 
 
 class FetchStage(Stage):
@@ -63,6 +70,7 @@ class FetchStage(Stage):
         self.client = client
         # Pillow releases the GIL while it decodes and encodes: threads use every core without pickling frames.
         self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="thumbnails")
+        self.large_pool = ThreadPoolExecutor(max_workers=options.large_decodes, thread_name_prefix="large-decodes")
 
     async def start(self) -> None:
         await self.blobs.start()
@@ -71,6 +79,7 @@ class FetchStage(Stage):
         await self.client.close()
         await self.blobs.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.large_pool.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
         try:
@@ -88,12 +97,14 @@ class FetchStage(Stage):
         metrics.FRAME_BYTES.inc(len(data))
         args = (data, options.thumbnail_boxes, options.max_pixels, options.thumbnail_format)
         quality = options.thumbnail_quality
+        full_pixels = images.decodes_in_full(data, options.max_pixels)  # the header only; refuses past the cap
         # Small JPEGs only: shrink-on-load bounds their decode whatever size the header claims; a small PNG can
         # still unpack to millions of pixels and would stall the loop.
-        if len(data) <= options.inline_bytes and data.startswith(b"\xff\xd8"):
+        if len(data) <= options.inline_bytes and full_pixels == 0:
             frame = images.process(*args, quality)
         else:
-            frame = await asyncio.get_running_loop().run_in_executor(self.pool, images.process, *args, quality)
+            pool = self.large_pool if full_pixels > LARGE_PIXELS else self.pool
+            frame = await asyncio.get_running_loop().run_in_executor(pool, images.process, *args, quality)
         self._note_mismatches(shot, len(data), frame)
 
         try:
