@@ -436,3 +436,63 @@ async def test_each_template_has_its_own_webhook_secret(api: Api) -> None:
         404,
         "ResourceNotFound.TemplateNotFound",
     )
+
+
+async def test_the_account_that_binds_a_domain_controls_its_detect_notify_config(api: Api) -> None:
+    """Both orders. Config first, by another account: binding drops it, and the binder configures its own.
+    Binding first: no other account can add, read, update or delete the domain's config."""
+    await api.ok("AddLiveDetectNotifyConfig", "other", DomainName="early.acme.com", NotifyUrl=f"{PUBLIC}/theirs")
+    mine = await api.template()
+    await api.ok("CreateLiveCallbackRule", DomainName="early.acme.com", TemplateId=mine)
+    await api.ok("AddLiveDetectNotifyConfig", DomainName="early.acme.com", NotifyUrl=f"{PUBLIC}/mine")
+    found = await api.ok("DescribeLiveDetectNotifyConfig", DomainName="early.acme.com")
+    assert found["LiveDetectNotifyConfig"]["NotifyUrl"] == f"{PUBLIC}/mine"
+    gone = (404, "InvalidConfig.NotFound")
+    assert await api.refused("DescribeLiveDetectNotifyConfig", "other", DomainName="early.acme.com") == gone
+    assert await api.refused("DeleteLiveDetectNotifyConfig", "other", DomainName="early.acme.com") == gone
+    assert api.settings is not None
+    store = ConfigStore(api.settings.database_url.get_secret_value())
+    try:  # what the deliver stage serves: the binder's URL
+        assert (await store.snapshot()).detect_notify["early.acme.com"] == f"{PUBLIC}/mine"
+    finally:
+        await store.close()
+
+    await api.ok("CreateLiveCallbackRule", DomainName="late.acme.com", TemplateId=mine)
+    not_theirs = (404, "InvalidDomain.NotFound")
+    params = {"DomainName": "late.acme.com", "NotifyUrl": f"{PUBLIC}/theirs"}
+    assert await api.refused("AddLiveDetectNotifyConfig", "other", **params) == not_theirs
+    await api.ok("AddLiveDetectNotifyConfig", DomainName="late.acme.com", NotifyUrl=f"{PUBLIC}/mine")
+    assert await api.refused("UpdateLiveDetectNotifyConfig", "other", **params) == gone
+    assert await api.refused("DescribeLiveDetectNotifyConfig", "other", DomainName="late.acme.com") == gone
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        # Digits that are not ASCII digits are no id, and never a 500.
+        ({"TemplateId": "²"}, (400, "InvalidParameter")),
+        ({"TemplateId": "①"}, (400, "InvalidParameter")),
+        ({"TemplateId": "\uff11"}, (400, "InvalidParameter")),  # a fullwidth 1
+        ({"TemplateId": str(2**31)}, (400, "InvalidParameter")),  # past the column (PostgreSQL's integer)
+        ({"TemplateId": "0"}, (400, "InvalidParameter")),
+    ],
+)
+async def test_ids_are_validated_to_their_column(api: Api, params: dict[str, str], expected: tuple) -> None:
+    assert await api.refused("DescribeLiveCallbackTemplate", **params) == expected
+
+
+async def test_text_is_validated_to_its_column(api: Api) -> None:
+    mine = await api.template()
+    invalid = (400, "InvalidParameter")
+    too_long_app = {"DomainName": "a.acme.com", "AppName": "x" * 256, "TemplateId": mine}
+    assert await api.refused("CreateLiveCallbackRule", **too_long_app) == invalid
+    assert await api.refused("ModifyLiveCallbackTemplate", TemplateId=mine, Description="nul\x00inside") == invalid
+    assert await api.refused("ModifyLiveCallbackTemplate", TemplateId=mine, Description="bell\x07") == invalid
+    long_url = f"{PUBLIC}/" + "x" * 60_000
+    form = {"DomainName": "a.acme.com", "NotifyUrl": long_url}  # in a form: no URL carries 60 KB
+    status, body = await api.call("AddLiveDetectNotifyConfig", post_form=True, **form)
+    assert (status, body["Code"]) == invalid
+    # Line breaks and tabs are text; the XML answer stays parseable whatever a template holds.
+    await api.ok("ModifyLiveCallbackTemplate", TemplateId=mine, Description="two\nlines\tand a tab")
+    status, xml = await api.call("DescribeLiveCallbackTemplate", TemplateId=mine, Format="XML")
+    assert status == 200 and xml.find("Template/Description").text == "two\nlines\tand a tab"

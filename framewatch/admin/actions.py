@@ -184,13 +184,14 @@ async def delete_template(ctx: Context) -> dict[str, Any]:
 @action("CreateLiveCallbackRule", ("DomainName", "AppName", "TemplateId"), TENCENT_WRITE)
 async def create_rule(ctx: Context) -> dict[str, Any]:
     domain = validate.domain(ctx.params.required("DomainName"))
-    app_name = ctx.params.optional("AppName") or ""  # empty: every stream of the domain
+    app_name = validate.app_name(ctx.params.optional("AppName") or "")  # empty: every stream of the domain
     template_id = ctx.params.integer("TemplateId")
     try:
         async with ctx.change() as conn:
             await _own_template(ctx, conn, template_id)
             if await ownership.own_rule(conn, domain, ctx.account_id) is not None:
                 raise ownership.already_bound(domain)
+            await ownership.claim_notify_config(conn, domain, ctx.account_id)
             await conn.execute(
                 insert(t.rules).values(
                     account_id=ctx.account_id,
@@ -239,6 +240,8 @@ def _config_not_found(domain: str) -> ConfigError:
 
 
 async def _own_notify_config(ctx: Context, conn: AsyncConnection, domain: str) -> Any:
+    if await ownership.bound_elsewhere(conn, domain, ctx.account_id):  # controlled by the account that binds it
+        raise _config_not_found(domain)
     query = select(t.detect_notify).where(
         t.detect_notify.c.domain == domain, t.detect_notify.c.account_id == ctx.account_id
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,7 +25,13 @@ COMMON = frozenset(
         "Language",
     }
 )
-SECRET = frozenset({"CallbackKey"})
+SECRET = frozenset({"CallbackKey", "WebhookSecret"})
+# No parameter is longer (URLs included): a longer value is refused, not stored.
+MAX_VALUE = 2048
+# Integer columns (ids) are 32-bit on PostgreSQL.
+MAX_ID = 2**31 - 1
+# Control characters other than tab and line breaks are no text a template holds, and XML cannot carry them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 
@@ -35,6 +42,11 @@ class Params:
             # A misspelt optional parameter must not be ignored silently: the caller thinks it changed something.
             raise ConfigError("UnknownParameter", f"The parameter {unknown[0]} is not recognized by this action.")
         self.values = {k: v for k, v in values.items() if k not in COMMON}
+        for name, value in self.values.items():
+            if len(value) > MAX_VALUE:
+                raise ConfigError("InvalidParameter", f"{name} is longer than {MAX_VALUE} characters.")
+            if _CONTROL.search(value):
+                raise ConfigError("InvalidParameter", f"{name} holds a control character.")
 
     def __contains__(self, name: str) -> bool:
         return name in self.values
@@ -51,8 +63,10 @@ class Params:
 
     def integer(self, name: str) -> int:
         value = self.required(name)
-        if not value.isdigit() or len(value) > 18:
-            raise ConfigError("InvalidParameter", f"{name} must be a positive integer.")
+        # ASCII digits only: str.isdigit() also takes "²" and "①", which int() refuses, and a fullwidth "1",
+        # which it reads as 1.
+        if not (value.isascii() and value.isdecimal()) or not 1 <= int(value) <= MAX_ID:
+            raise ConfigError("InvalidParameter", f"{name} must be an integer from 1 to {MAX_ID}.")
         return int(value)
 
     def boolean(self, name: str) -> bool | None:

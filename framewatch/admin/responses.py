@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.etree import ElementTree
 
@@ -10,6 +11,8 @@ from aiohttp import web
 
 # The element name of one item of a list in XML (JSON has plain arrays).
 _ITEM = {"Templates": "Template", "Rules": "Rule"}
+# Characters XML 1.0 cannot carry at all: dropped, so that an answer always parses (input refuses them anyway).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _xml(parent: ElementTree.Element, name: str, value: Any) -> None:
@@ -23,7 +26,7 @@ def _xml(parent: ElementTree.Element, name: str, value: Any) -> None:
     elif isinstance(value, bool):
         node.text = "true" if value else "false"
     elif value is not None:
-        node.text = str(value)
+        node.text = _NOT_XML.sub("", str(value))
 
 
 def render(root: str, body: dict[str, Any], xml: bool, status: int = 200) -> web.Response:

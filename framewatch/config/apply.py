@@ -40,7 +40,7 @@ class RuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     domain: str
     template: str
-    app_name: str = ""
+    app_name: str = Field("", max_length=255)
 
 
 class DetectNotifySpec(BaseModel):
@@ -206,6 +206,7 @@ async def _rules(
             raise ConfigError("ResourceNotFound.TemplateNotFound", f"rule {rule.domain}: no template {rule.template!r}")
         current = await ownership.own_rule(conn, rule.domain, account_id)
         if current is None:
+            await ownership.claim_notify_config(conn, rule.domain, account_id)
             await conn.execute(
                 insert(t.rules).values(
                     account_id=account_id,

@@ -1,7 +1,9 @@
 """Who may change what: the rules the admin API and `config apply` both enforce, inside their change's transaction.
 
-A domain binds to one template of one account. A detect notify config belongs to the account that binds its
-domain, or to the first account that configured a domain nobody binds yet. An account holds at most
+A domain binds to one template of one account. The account whose callback rule binds a domain controls that
+domain's detect notify config; no other account can read or write it. A config made for a domain nobody binds
+yet belongs to the account that made it until another account binds the domain: binding it drops the config (its
+URL is another account's; handing it over would send the binder's violations there). An account holds at most
 MAX_TEMPLATES templates.
 """
 
@@ -11,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.config import tables as t
@@ -50,6 +52,18 @@ async def own_rule(conn: AsyncConnection, domain: str, account_id: int) -> Any:
     return row
 
 
+async def claim_notify_config(conn: AsyncConnection, domain: str, account_id: int) -> None:
+    """This account binds the domain: another account's detect notify config for it goes."""
+    await conn.execute(
+        delete(t.detect_notify).where(t.detect_notify.c.domain == domain, t.detect_notify.c.account_id != account_id)
+    )
+
+
+async def bound_elsewhere(conn: AsyncConnection, domain: str, account_id: int) -> bool:
+    owner = await conn.scalar(select(t.rules.c.account_id).where(t.rules.c.domain == domain))
+    return owner is not None and owner != account_id
+
+
 def notify_config_exists() -> ConfigError:
     return ConfigError("ConfigAlreadyExists", "Config has already exist.")
 
@@ -61,6 +75,8 @@ async def own_notify_config(conn: AsyncConnection, domain: str, account_id: int)
     owner = await conn.scalar(select(t.rules.c.account_id).where(t.rules.c.domain == domain))
     if owner is not None and owner != account_id:
         raise ConfigError("InvalidDomain.NotFound", f"The domain {domain} does not belong to this account.", 404)
+    if owner == account_id:  # a config another account made before this one bound the domain: not theirs now
+        await claim_notify_config(conn, domain, account_id)
     row = (await conn.execute(select(t.detect_notify).where(t.detect_notify.c.domain == domain))).first()
     if row is not None and row.account_id != account_id:
         raise notify_config_exists()

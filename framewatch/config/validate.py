@@ -17,6 +17,12 @@ def callback_key(value: str) -> str:
     return value
 
 
+def app_name(value: str) -> str:
+    if len(value) > 255:
+        raise ConfigError("InvalidParameter", "AppName must be at most 255 characters.")
+    return value
+
+
 def domain(value: str, field: str = "DomainName") -> str:
     value = value.strip().lower()
     if not DOMAIN.fullmatch(value):
