@@ -204,6 +204,27 @@ AT = {"DomainName": "a.example.com"}
             (400, "InvalidNotifyUrl.Unsafe"),
         ),
         ("AddLiveDetectNotifyConfig", {**AT, "NotifyUrl": "http://[fd00::1]/x"}, (400, "InvalidNotifyUrl.Unsafe")),
+        # 6to4, NAT64 and Teredo addresses that embed loopback or the metadata address.
+        (
+            "AddLiveDetectNotifyConfig",
+            {**AT, "NotifyUrl": "http://[2002:7f00:1::1]/x"},
+            (400, "InvalidNotifyUrl.Unsafe"),
+        ),
+        (
+            "AddLiveDetectNotifyConfig",
+            {**AT, "NotifyUrl": "http://[2002:a9fe:a9fe::1]/x"},
+            (400, "InvalidNotifyUrl.Unsafe"),
+        ),
+        (
+            "AddLiveDetectNotifyConfig",
+            {**AT, "NotifyUrl": "http://[64:ff9b::a9fe:a9fe]/x"},
+            (400, "InvalidNotifyUrl.Unsafe"),
+        ),
+        (
+            "AddLiveDetectNotifyConfig",
+            {**AT, "NotifyUrl": "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x"},
+            (400, "InvalidNotifyUrl.Unsafe"),
+        ),
         ("AddLiveDetectNotifyConfig", {**AT, "NotifyUrl": "http://localhost/x"}, (400, "InvalidNotifyUrl.Unsafe")),
         ("DescribeLiveDetectNotifyConfig", AT, (404, "InvalidConfig.NotFound")),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 from pathlib import Path
 
 import aiohttp
@@ -102,6 +103,11 @@ async def test_ssrf_attempts_are_refused(
         image_server.url("/good/x.jpg"): "unsafe_address",  # loopback without the flag
         image_server.url("/good/y.jpg", host="localhost"): "unsafe_address",  # a name that resolves to loopback
         "http://10.1.2.3/frame.jpg": "unsafe_address",
+        # IPv6 forms that embed an IPv4 address reach that address: 6to4, NAT64 and Teredo.
+        f"http://[2002:7f00:1::1]:{image_server.port}/good/a.jpg": "unsafe_address",
+        "http://[2002:a9fe:a9fe::1]/latest/meta-data/": "unsafe_address",
+        f"http://[64:ff9b::7f00:1]:{image_server.port}/good/b.jpg": "unsafe_address",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/frame.jpg": "unsafe_address",
         "http://evil.example.com/frame.jpg": "host_not_allowed",
         "ftp://img.myqcloud.com/frame.jpg": "unsupported_scheme",
     }
@@ -232,4 +238,21 @@ async def test_a_worker_killed_mid_batch_stores_every_frame_exactly_once(
     assert len(originals) == count  # one file per frame: a redelivered frame lands on its own key again
     for path in originals:  # and every file whole: writes land by rename (a kill leaves only .tmp- files behind)
         assert hashlib.sha256(path.read_bytes()).hexdigest()[:20] == path.stem.rsplit("-", 1)[1]
+    assert await broker.count("fetch.dead") == 0
+
+
+async def test_frames_are_stored_after_the_blob_directory_is_recreated(
+    worker_settings: Settings, broker: Broker, image_server: ImageServer
+) -> None:
+    """A remount or a cleanup removes folders the worker wrote before: the next frames of the same stream (same
+    folder) are stored all the same, without a restart."""
+    root = Path(worker_settings.blob_url)
+    async with serve_workers(worker_settings, ["fetch"]):
+        await queue_callbacks(broker.namespace, [screenshot(0, pic_full_url=image_server.url("/good/r0.jpg"))])
+        [first] = await stored_frames(broker, 1)
+        shutil.rmtree(root)
+        await queue_callbacks(broker.namespace, [screenshot(1, pic_full_url=image_server.url("/good/r1.jpg"))])
+        [second] = await stored_frames(broker, 1)
+    assert (root / second.original.key).parent == (root / first.original.key).parent  # the same folder, made again
+    assert (root / second.original.key).read_bytes() == jpeg("r1.jpg")
     assert await broker.count("fetch.dead") == 0

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from framewatch.runtime.netguard import IPAddress, is_public
+from framewatch.runtime.netguard import IPAddress, embedded_ipv4, is_public
 
 # Never a legitimate source or receiver, even where private addresses are allowed (local demos and tests).
 ALWAYS_BLOCKED = (
@@ -52,10 +52,9 @@ def loggable(url: str | URL) -> str:
 
 
 def address_allowed(address: IPAddress, allow_private: bool) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if any(address in network for network in ALWAYS_BLOCKED):
-        return False
+    for candidate in (address, *embedded_ipv4(address)):  # what a 6to4, Teredo or NAT64 address reaches too
+        if any(candidate in network for network in ALWAYS_BLOCKED):
+            return False
     return allow_private or is_public(address)
 
 

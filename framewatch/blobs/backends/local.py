@@ -16,7 +16,6 @@ class LocalBlobStore(BlobStore):
     def __init__(self, root: Path, public_url: str) -> None:
         self.root = root
         self.public_url = public_url.rstrip("/")
-        self._folders: set[Path] = set()  # folders known to exist: no mkdir per write
         self._tmp_names = itertools.count()
         # Few threads: each write is short, and more threads only fight over the GIL with the thumbnailers.
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blob-writes")
@@ -35,12 +34,14 @@ class LocalBlobStore(BlobStore):
         except FileNotFoundError:
             pass
         folder = path.parent
-        if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._folders.add(folder)
         # Write beside the target, flush to disk, then rename: a reader sees the whole file or none.
         tmp = folder / f".tmp-{os.getpid()}-{next(self._tmp_names)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileNotFoundError:  # a new folder, or one removed since (a cleanup, a remount): made on failure,
+            folder.mkdir(parents=True, exist_ok=True)  # never trusted from a cache
+            fd = os.open(tmp, flags, 0o644)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(blob.data)
