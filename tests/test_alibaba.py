@@ -130,6 +130,7 @@ REFUSALS = [
         "InvalidJson",
     ),
     ("array", {"json_body": [1], "sign": "host"}, 400, "InvalidEvent"),
+    ("nested 40 deep", {"json_body": body("record_file", push_args=[[[[[[[[{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]]]]]]]]), "sign": "host"}, 400, "InvalidEvent"),
     ("no domain", {"json_body": {"app": "liveApp", "uri": "a.flv"}, "sign": "host"}, 400, "InvalidEvent"),
     ("mistyped time", {"json_body": body("record_file", start_time="noon"), "sign": "host"}, 400, "InvalidEvent"),
     ("absurd time", {"json_body": body("record_file", stop_time=10**18), "sign": "host"}, 400, "InvalidEvent"),

@@ -14,11 +14,25 @@ from tests.helpers import post, sample, screenshot, signed
 
 NOW = int(time.time())
 
+
+def nested(depth: int) -> dict:
+    """A signed screenshot with an extra field nested `depth` levels deep (the body itself is level 1)."""
+    value: object = "bottom"
+    for _ in range(depth - 1):
+        value = {"x": value}
+    return signed(screenshot(1, extra=value))
+
 CASES = [
     # id, body (or raw bytes), path suffix, headers, status, error
     ("not json", b"{not json", "", None, 400, "InvalidJson"),
     ("array", b"[1, 2]", "", None, 400, "InvalidEvent"),
     ("no event_type", {"app": "test.app"}, "", None, 400, "InvalidEvent"),
+    # Deeper than any stage can carry: refused at the edge, never accepted then dead-lettered, never a 500.
+    ("nested 40 deep", nested(40), "", None, 400, "InvalidEvent"),
+    ("nested 300 deep", nested(300), "", None, 400, "InvalidEvent"),
+    ("nested 1100 deep", b'{"a":' * 1100 + b"1" + b"}" * 1100, "", None, 400, "InvalidJson"),
+    ("event_type 2^63", signed(screenshot(1, event_type=2**63)), "", None, 400, "InvalidEvent"),
+    ("create_time 10^18", signed(screenshot(1, create_time=10**18)), "", None, 400, "InvalidEvent"),
     (
         "missing field",
         {k: v for k, v in signed(screenshot(1)).items() if k != "pic_full_url"},

@@ -17,6 +17,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from framewatch.providers.base import MAX_DEPTH
 from tests.conftest import apply_config, serve_ingress, serve_workers, settings_from
 from tests.helpers import (
     KEY,
@@ -372,3 +373,21 @@ async def test_while_the_webhook_secret_changes_both_signatures_are_sent(
         assert StandardWebhook(secret).verify(delivery.raw, delivery.headers)["framewatch"]["provider"] == "tencent"
     with pytest.raises(WebhookVerificationError):
         StandardWebhook("whsec_" + base64.b64encode(b"\x02" * 32).decode()).verify(delivery.raw, delivery.headers)
+
+
+async def test_the_deepest_body_the_ingress_accepts_is_carried_to_the_platform(
+    pipeline_env: dict[str, str], monkeypatch, broker: Broker, sink: Sink
+) -> None:
+    """Whatever the ingress answers 200 for, every stage carries: a body nested as deep as it accepts arrives."""
+    settings = settings_from(monkeypatch, pipeline_env)
+    await apply_config(settings, pipeline_config(sink))
+    value: object = "bottom"
+    for _ in range(MAX_DEPTH - 1):
+        value = {"x": value}
+    body = signed({**sample("stream_begin"), "app": "test.app", "extra": value})
+    async with serve_ingress(settings) as ingress, serve_workers(settings, ["deliver"]):
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, ingress.callbacks, body))[0] == 200
+        await wait_until(lambda: len(sink.deliveries["/stream"]) == 1, timeout=10)
+    assert sink.deliveries["/stream"][0].body["extra"] == value
+    assert await broker.count("deliver.dead") == 0

@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
+
 from framewatch.config.snapshot import Template
+from framewatch.providers.refusals import Reason, Refused
 from framewatch.runtime.settings import Settings
 from schemas.messages import CallbackReceived, FrameStored, Kind, Screenshot, Stream, Verdict
 
@@ -46,6 +49,32 @@ class Incoming:
     screenshot: Screenshot | None = None
     verdict: Verdict | None = None
     auth: Any = None  # what `verify` needs, in the provider's own terms
+
+
+# Deeper than any callback a cloud sends, far shallower than what a stage's JSON parser or serializer can carry
+# (pydantic stops near 200 levels): accepted means every stage can carry it.
+MAX_DEPTH = 32
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A callback body: a JSON object no deeper than MAX_DEPTH. Refused with the reason otherwise."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(Reason.InvalidJson, f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Refused(Reason.InvalidEvent, "body must be a JSON object")
+    level: list[Any] = [body]
+    for _ in range(MAX_DEPTH):  # breadth first, one level a turn: no recursion, bounded work
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return body
+    raise Refused(Reason.InvalidEvent, f"body nested deeper than {MAX_DEPTH} levels")
 
 
 # CSS's category codes in a 317 `type` array, for verdicts of other sources.

@@ -21,7 +21,7 @@ import orjson
 from yarl import URL
 
 from framewatch.config.snapshot import Template
-from framewatch.providers.base import Incoming, Provider, RawRequest
+from framewatch.providers.base import Incoming, Provider, RawRequest, json_object
 from framewatch.providers.refusals import Reason, Refused
 from framewatch.runtime.settings import Settings
 from schemas.messages import Kind, Stream
@@ -113,12 +113,7 @@ class AlibabaProvider(Provider):
     def _posted(self, request: RawRequest) -> Incoming:
         if request.content_type not in _JSON_TYPES and not request.content_type.endswith("+json"):
             raise Refused(Reason.UnsupportedMediaType, f"expected application/json, got {request.content_type!r}")
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise Refused(Reason.InvalidJson, f"body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Refused(Reason.InvalidEvent, "body must be a JSON object")
+        body = json_object(request.body)
         domain = _text(body, "domain")
         assert domain is not None
         app_name = _text(body, "app", required=False) or ""

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import orjson
-
 from framewatch.config.snapshot import Template
-from framewatch.providers.base import Incoming, Provider, RawRequest
+from framewatch.providers.base import Incoming, Provider, RawRequest, json_object
 from framewatch.providers.refusals import Reason, Refused
 from framewatch.providers.tencent.events import (
     UNSIGNED_TYPES,
@@ -80,12 +78,7 @@ class TencentProvider(Provider):
         content_type = request.content_type
         if content_type not in _JSON_TYPES and not content_type.endswith("+json"):
             raise Refused(Reason.UnsupportedMediaType, f"expected application/json, got {content_type!r}")
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise Refused(Reason.InvalidJson, f"body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Refused(Reason.InvalidEvent, "body must be a JSON object")
+        body = json_object(request.body)
         try:
             event = parse_event(body)
         except InvalidEvent as exc:
