@@ -120,6 +120,9 @@ async def test_retries_with_a_new_timestamp_are_one_event(alibaba: RunningIngres
 
 
 NOW = int(time.time())
+DEEP: Any = 1
+for _ in range(40):
+    DEEP = [DEEP]
 REFUSALS = [
     # id, request (params, json body or raw bytes, headers, method), status, error
     ("PUT", {"json_body": body("record_file"), "method": "PUT", "sign": "host"}, 405, "MethodNotAllowed"),
@@ -130,7 +133,7 @@ REFUSALS = [
         "InvalidJson",
     ),
     ("array", {"json_body": [1], "sign": "host"}, 400, "InvalidEvent"),
-    ("nested 40 deep", {"json_body": body("record_file", push_args=[[[[[[[[{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]]]]]]]]), "sign": "host"}, 400, "InvalidEvent"),
+    ("nested 40 deep", {"json_body": body("record_file", push_args=DEEP), "sign": "host"}, 400, "InvalidEvent"),
     ("no domain", {"json_body": {"app": "liveApp", "uri": "a.flv"}, "sign": "host"}, 400, "InvalidEvent"),
     ("mistyped time", {"json_body": body("record_file", start_time="noon"), "sign": "host"}, 400, "InvalidEvent"),
     ("absurd time", {"json_body": body("record_file", stop_time=10**18), "sign": "host"}, 400, "InvalidEvent"),
