@@ -37,6 +37,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         throttle.create(redis_url, settings.namespace),
         allow_private_urls=settings.deliver_allow_private,
         key_overlap=settings.key_rotation_overlap,
+        body_read_timeout=settings.body_read_timeout,
     )
     dedupe = dedupe_factory.create(settings)
     publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)

@@ -517,3 +517,45 @@ async def test_text_is_validated_to_its_column(api: Api) -> None:
     await api.ok("ModifyLiveCallbackTemplate", TemplateId=mine, Description="two\nlines\tand a tab")
     status, xml = await api.call("DescribeLiveCallbackTemplate", TemplateId=mine, Format="XML")
     assert status == 200 and xml.find("Template/Description").text == "two\nlines\tand a tab"
+
+
+async def raw_post_headers(url: str, headers: str, body_part: bytes) -> tuple[int, dict[str, Any], float]:
+    """Sends a POST /api's headers and only part of its body, then waits: (status, JSON body, seconds waited)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST /api HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 1000\r\n\r\n".encode() + body_part)
+    started = time.monotonic()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+    waited = time.monotonic() - started
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
+    payload = await reader.readexactly(length)
+    writer.close()
+    return int(head.split(b" ")[1]), orjson.loads(payload), waited
+
+
+async def test_an_anonymous_slow_client_is_answered_from_its_headers(api: Api) -> None:
+    form = "application/x-www-form-urlencoded"
+    status, body, waited = await raw_post_headers(api.ingress.admin_url, f"Content-Type: {form}\r\n", b"Action=")
+    assert (status, body["Code"]) == (401, "AuthFailure.InvalidAuthorization") and waited < 2
+
+
+async def test_an_authenticated_body_that_trickles_in_is_refused_in_time(
+    database_url: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, amqp: None
+) -> None:
+    settings = settings_from(monkeypatch, env, database_url=database_url, body_read_timeout="0.5")
+    store = ConfigStore(database_url)
+    await store.migrate()
+    token = await accounts.issue_token(store, "acme", replace=False)
+    await store.close()
+    async with serve_ingress(settings) as ingress:
+        headers = f"Authorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        status, body, waited = await raw_post_headers(ingress.admin_url, headers, b"Action=Describe")
+    assert (status, body["Code"]) == (408, "RequestTimeout") and body["RequestId"]
+    assert 0.4 < waited < 3
+
+
+async def test_failed_authentications_are_throttled_per_address(api: Api) -> None:
+    api.tokens["forged"] = "fw_" + "B" * 43
+    codes = [(await api.refused("DescribeLiveCallbackTemplates", account="forged")) for _ in range(25)]
+    assert codes[:20] == [(401, "AuthFailure.TokenFailure")] * 20
+    assert codes[20:] == [(429, "RequestLimitExceeded")] * 5

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections import OrderedDict, deque
 
 import structlog
 from aiohttp import web
@@ -16,6 +19,8 @@ from framewatch.config.live import LiveConfig
 from framewatch.runtime import metrics
 
 log = structlog.get_logger("framewatch.admin")
+# Peers whose failed authentications are remembered at once (least recent forgotten first).
+MAX_PEERS = 100_000
 
 
 class AdminApi:
@@ -26,11 +31,14 @@ class AdminApi:
         *,
         allow_private_urls: bool,
         key_overlap: int,
+        body_read_timeout: float = 10.0,
     ) -> None:
         self.config = config
         self.limiter = limiter
         self.allow_private_urls = allow_private_urls  # notify URLs on private addresses (local demos and tests)
         self.key_overlap = key_overlap  # how long a replaced callback key stays valid
+        self.body_read_timeout = body_read_timeout
+        self.failures = FailedAuthentications()
 
     async def close(self) -> None:
         await self.limiter.close()
@@ -38,14 +46,16 @@ class AdminApi:
     async def handle(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4()).upper()
         values = dict(request.query)
-        if request.method == "POST":
-            form = await request.post()
-            values.update({k: v for k, v in form.items() if isinstance(v, str)})
         xml = values.get("Format", "").upper() == "XML"
         name = values.get("Action", "")
         account_id: int | None = None
         try:
+            # From the headers first: an anonymous client never gets its body read.
             account_id = await self._authenticate(request)
+            if request.method == "POST":
+                values.update(await self._read_form(request))
+                xml = values.get("Format", "").upper() == "XML"
+                name = values.get("Action", "")
             action = ACTIONS.get(name)
             if action is None:
                 if not name:
@@ -80,13 +90,59 @@ class AdminApi:
         return responses.success(name, request_id, fields, xml)
 
     async def _authenticate(self, request: web.Request) -> int:
+        peer = request.remote or "unknown"
+        if self.failures.blocked(peer):
+            raise ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.", 429)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            self.failures.record(peer)
             raise ConfigError("AuthFailure.InvalidAuthorization", "Send Authorization: Bearer <account token>.", 401)
         account_id = await accounts.authenticate(self.config.store, token.strip())
         if account_id is None:
+            self.failures.record(peer)
             raise ConfigError("AuthFailure.TokenFailure", "The token is not valid.", 401)
         return account_id
+
+    async def _read_form(self, request: web.Request) -> dict[str, str]:
+        """The form body, within the body cap and the read deadline (a trickling client does not hold a handler)."""
+        try:
+            async with asyncio.timeout(self.body_read_timeout):
+                form = await request.post()
+        except TimeoutError:
+            raise ConfigError("RequestTimeout", f"Body not received within {self.body_read_timeout}s.", 408) from None
+        except web.HTTPRequestEntityTooLarge:
+            raise ConfigError("InvalidParameter", "The request body is too large.", 413) from None
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+class FailedAuthentications:
+    """Failed authentications per peer address in a sliding window: past the limit, the peer is refused (429)
+    without a token lookup until its failures age out. Per process: a guesser gains nothing by spreading."""
+
+    def __init__(self, limit: int = 20, window: float = 10.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, peer: str, now: float) -> deque[float]:
+        failures = self._failures.get(peer)
+        if failures is None:
+            return deque()
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def blocked(self, peer: str) -> bool:
+        return len(self._recent(peer, time.monotonic())) >= self.limit
+
+    def record(self, peer: str) -> None:
+        now = time.monotonic()
+        failures = self._recent(peer, now)
+        failures.append(now)
+        self._failures[peer] = failures
+        self._failures.move_to_end(peer)
+        while len(self._failures) > MAX_PEERS:  # bounded memory whatever the number of addresses
+            self._failures.popitem(last=False)
 
 
 def add_routes(app: web.Application, api: AdminApi) -> None:
