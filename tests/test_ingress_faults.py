@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import aiohttp
 import orjson
 import pytest
+import redis.asyncio as aioredis
 import structlog
 import structlog.testing
 
@@ -15,6 +17,7 @@ from tests.conftest import apply_config, serve_ingress, standard_config
 from tests.helpers import (
     REDIS_URL,
     IngressProcess,
+    free_port,
     frozen_broker,
     metric,
     post,
@@ -118,12 +121,58 @@ async def test_redis_down_still_accepts_and_publishes(settings, amqp, broker) ->
             more = [signed(screenshot(n)) for n in range(2, 52)]
             statuses = await asyncio.gather(*(post(session, ingress.callbacks, body) for body in more))
         assert {status for status, _ in statuses} == {200}
-        assert await metric(session, ingress.url, "framewatch_dedupe_errors_total") >= errors_before + 104
-    # Without the window both copies are queued: a duplicate downstream is harmless, a loss is not.
-    assert await broker.count("fetch") == 52
-    # Every failed call is counted; the log says so once a second, with how many it left out.
-    warnings = [line for line in logs if line["event"] == "dedupe_unavailable"]
-    assert 1 <= len(warnings) <= 3
+        assert await metric(session, ingress.url, "framewatch_dedupe_errors_total") >= errors_before + 1
+        assert await metric(session, ingress.url, "framewatch_dedupe_fallback") == 1
+    # The in-process window serves meanwhile: the repeat collapses on this replica, nothing is lost.
+    assert await broker.count("fetch") == 51
+    # Said once when the breaker opened, not once per callback.
+    assert [line["event"] for line in logs].count("dedupe_fallback") == 1
+
+
+async def test_a_frozen_redis_costs_callbacks_no_wait(settings, amqp, broker, tmp_path) -> None:
+    """Redis that accepts connections and answers nothing (SIGSTOP): callbacks are answered at the ingress's pace
+    from the in-process window, then the shared window serves again once Redis answers."""
+    await apply_config(settings, standard_config())
+    port = free_port()
+    redis = await asyncio.create_subprocess_exec(
+        *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        client = aioredis.Redis(port=port)
+        await wait_until(lambda: _pings(client), timeout=10)
+        settings.redis_url = type(settings.amqp_url)(f"redis://127.0.0.1:{port}/0")
+        async with serve_ingress(settings) as ingress, aiohttp.ClientSession() as session:
+            assert (await post(session, ingress.callbacks, signed(screenshot(0))))[0] == 200
+            redis.send_signal(signal.SIGSTOP)
+            started = time.monotonic()
+            statuses = await asyncio.gather(
+                *(post(session, ingress.callbacks, signed(screenshot(n))) for n in range(1, 51))
+            )
+            repeat = await post(session, ingress.callbacks, signed(screenshot(1)))
+            took = time.monotonic() - started
+            assert {status for status, _ in statuses} == {200} and repeat[0] == 200
+            assert await metric(session, ingress.url, "framewatch_dedupe_fallback") == 1
+            redis.send_signal(signal.SIGCONT)
+            await asyncio.sleep(1.2)  # past the breaker's cooldown
+            assert (await post(session, ingress.callbacks, signed(screenshot(99))))[0] == 200
+            assert await metric(session, ingress.url, "framewatch_dedupe_fallback") == 0
+        assert took < 2.0  # one short deadline, then no wait at all (a frozen Redis cost ~2 s per callback)
+        assert await client.exists(*[k async for k in client.scan_iter("*dedupe*")]) >= 2  # shared again
+        await client.aclose()
+    finally:
+        redis.send_signal(signal.SIGCONT)
+        redis.terminate()
+        await asyncio.wait_for(redis.wait(), 10)
+    assert await broker.count("fetch") == 52  # 0..50 and 99; the repeat of 1 collapsed in-process
+
+
+async def _pings(client: aioredis.Redis) -> bool:
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
 
 
 async def test_health_endpoints(ingress) -> None:

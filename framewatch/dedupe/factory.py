@@ -6,12 +6,13 @@ from framewatch.runtime.settings import Settings
 
 def create(settings: Settings) -> DedupeStore:
     pending_ttl = settings.publish_timeout + 2.0
-    if settings.redis_url is not None:
-        from framewatch.dedupe.backends.redis import RedisDedupe
-
-        return RedisDedupe(
-            settings.redis_url.get_secret_value(), settings.dedupe_window, pending_ttl, settings.namespace
-        )
     from framewatch.dedupe.backends.memory import MemoryDedupe
 
-    return MemoryDedupe(settings.dedupe_window, pending_ttl)
+    local = MemoryDedupe(settings.dedupe_window, pending_ttl)
+    if settings.redis_url is None:
+        return local
+    from framewatch.dedupe.backends.redis import RedisDedupe
+    from framewatch.dedupe.breaker import Breaker
+
+    shared = RedisDedupe(settings.redis_url.get_secret_value(), settings.dedupe_window, pending_ttl, settings.namespace)
+    return Breaker(shared, local, settings.redis_timeout)

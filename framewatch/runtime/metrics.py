@@ -17,6 +17,9 @@ PUBLISH_FAILURES = Counter("framewatch_publish_failures_total", "Publishes not c
 DEDUPE_ERRORS = Counter(
     "framewatch_dedupe_errors_total", "Dedupe store errors (the event is published anyway: never lost)."
 )
+DEDUPE_FALLBACK = Gauge(
+    "framewatch_dedupe_fallback", "1 while the shared (Redis) window does not answer and the in-process one serves."
+)
 CONFIG_REVISION = Gauge("framewatch_config_revision", "Config revision this process serves.")
 CONFIG_RELOAD_FAILURES = Counter("framewatch_config_reload_failures_total", "Failed config reloads.")
 ADMIN_CALLS = Counter("framewatch_admin_calls_total", "Admin API calls by action and result code.", ["action", "code"])

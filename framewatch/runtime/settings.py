@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     alibaba_callback_host: str | None = None
     # How long a template's previous key stays valid after ModifyLiveCallbackTemplate changes it.
     key_rotation_overlap: int = 3600
+    # How long a callback waits for the shared dedupe window (Redis) before the in-process one serves instead.
+    redis_timeout: float = Field(0.25, gt=0)
     # Longer than CSS's retry span (10-12 minutes), so its retries collapse into one event.
     dedupe_window: int = 15 * 60
     # Backstop for config changes that were not announced (a hand-edited database, say).
