@@ -7,8 +7,10 @@ import time
 import uuid
 from collections import OrderedDict, deque
 
+import asyncpg
 import structlog
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from framewatch.admin import accounts, responses, throttle
 from framewatch.admin.actions import ACTIONS
@@ -19,6 +21,8 @@ from framewatch.config.live import LiveConfig
 from framewatch.runtime import metrics
 
 log = structlog.get_logger("framewatch.admin")
+# What a config store that is down, frozen or overloaded raises (the driver's own errors are OSError or wrapped).
+STORE_FAILURES = (SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # Peers whose failed authentications are remembered at once (least recent forgotten first).
 MAX_PEERS = 100_000
 
@@ -77,17 +81,24 @@ class AdminApi:
             if ctx.changed:
                 await self.config.changed()
         except ConfigError as refused:
-            metrics.ADMIN_CALLS.labels(name if name in ACTIONS else "unknown", refused.code).inc()
-            log.info("admin_refused", action=name, account=account_id, code=refused.code, request_id=request_id)
-            headers = {"Retry-After": "1"} if refused.status == 429 else None
-            if refused.status == 401:
-                headers = {"WWW-Authenticate": "Bearer"}
-            return responses.error(
-                refused.code, refused.message, refused.status, request_id, request.host, xml, headers
-            )
+            return self._refusal(refused, name, account_id, request_id, request, xml)
+        except STORE_FAILURES as exc:  # the config store is down or frozen: a clear answer within seconds
+            log.warning("admin_store_unavailable", action=name, error=type(exc).__name__, request_id=request_id)
+            refused = ConfigError("ServiceUnavailable", "The config store did not answer; retry later.", 503)
+            return self._refusal(refused, name, account_id, request_id, request, xml)
         metrics.ADMIN_CALLS.labels(name, "Success").inc()
         log.info("admin_call", action=name, account=account_id, request_id=request_id)
         return responses.success(name, request_id, fields, xml)
+
+    def _refusal(
+        self, refused: ConfigError, name: str, account_id: int | None, request_id: str, request: web.Request, xml: bool
+    ) -> web.Response:
+        metrics.ADMIN_CALLS.labels(name if name in ACTIONS else "unknown", refused.code).inc()
+        log.info("admin_refused", action=name, account=account_id, code=refused.code, request_id=request_id)
+        headers = {"Retry-After": "1"} if refused.status in (429, 503) else None
+        if refused.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return responses.error(refused.code, refused.message, refused.status, request_id, request.host, xml, headers)
 
     async def _authenticate(self, request: web.Request) -> int:
         peer = request.remote or "unknown"

@@ -16,6 +16,8 @@ from framewatch.config.snapshot import Binding, SigningKey, Snapshot, Template
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6677_6D67  # pg_advisory_lock id: replicas starting together migrate one at a time
+CONNECT_TIMEOUT = 3.0  # seconds to connect to PostgreSQL, or to get a pooled connection
+STATEMENT_TIMEOUT = 5.0  # seconds one statement may take (migrations included)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,7 +37,20 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    # A database that is down or frozen must cost a caller seconds, not minutes: bounded connect, statement and
+    # pool waits (the callback path never waits on it: it serves the snapshot in memory).
+    return create_async_engine(
+        url,
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=True,
+        pool_timeout=CONNECT_TIMEOUT,
+        connect_args={
+            "timeout": CONNECT_TIMEOUT,
+            "command_timeout": STATEMENT_TIMEOUT,
+            "server_settings": {"statement_timeout": str(int(STATEMENT_TIMEOUT * 1000))},
+        },
+    )
 
 
 class ConfigStore:
