@@ -4,6 +4,7 @@ library (`standardwebhooks`), given the template's WebhookSecret as it is."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import defaultdict
@@ -35,8 +36,9 @@ class Delivery:
 
 
 class Sink:
-    def __init__(self, key: str = KEY, webhook_secret: str = WEBHOOK_SECRET) -> None:
+    def __init__(self, key: str = KEY, webhook_secret: str = WEBHOOK_SECRET, delay: float = 0.0) -> None:
         self.key = key
+        self.delay = delay  # seconds before answering: a slow receiver
         self.verifier = Webhook(webhook_secret)
         self.port = free_port()
         self.deliveries: dict[str, list[Delivery]] = defaultdict(list)
@@ -51,6 +53,8 @@ class Sink:
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
         self.hits[request.path] += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         try:
             body = self.verifier.verify(raw, dict(request.headers))
         except WebhookVerificationError:

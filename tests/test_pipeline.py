@@ -391,3 +391,37 @@ async def test_the_deepest_body_the_ingress_accepts_is_carried_to_the_platform(
         await wait_until(lambda: len(sink.deliveries["/stream"]) == 1, timeout=10)
     assert sink.deliveries["/stream"][0].body["extra"] == value
     assert await broker.count("deliver.dead") == 0
+
+
+async def test_a_fast_receiver_keeps_flowing_while_several_receivers_are_slow(
+    pipeline_env: dict[str, str], monkeypatch, broker: Broker
+) -> None:
+    """Four receivers that take 3 s to answer could hold every delivery slot; once they are known slow they never
+    take the last half, so another tenant's fast receiver gets its webhooks at once."""
+    slow = [await Sink(delay=3.0).start() for _ in range(4)]
+    fast = await Sink().start()
+    try:
+        settings = settings_from(monkeypatch, pipeline_env, deliver_concurrency="8", deliver_host_concurrency="8")
+        receivers = [*slow, fast]
+        config = 'account = "default"\n' + "".join(
+            f'[[templates]]\nname = "t{n}"\ncallback_key = "{KEY}"\nwebhook_secret = "{WEBHOOK_SECRET}"\n'
+            f'stream_begin_notify_url = "{sink.url("/stream")}"\n[[rules]]\ndomain = "d{n}.test"\ntemplate = "t{n}"\n'
+            for n, sink in enumerate(receivers)
+        )
+        await apply_config(settings, config)
+        begin = sample("stream_begin")
+        slow_events = [{**begin, "app": f"d{n % 4}.test", "sequence": f"slow{n}"} for n in range(28)]
+        fast_events = [{**begin, "app": "d4.test", "sequence": f"fast{n}"} for n in range(5)]
+        async with serve_workers(settings, ["deliver"]):
+            await queue_callbacks(broker.namespace, slow_events[:4], domain="")  # they answer, slowly
+            await wait_until(lambda: sum(len(sink.deliveries["/stream"]) for sink in slow) == 4, timeout=10)
+            await queue_callbacks(broker.namespace, slow_events[4:], domain="")
+            await wait_until(lambda: sum(sink.hits["/stream"] for sink in slow) >= 8, timeout=10)
+            started = time.monotonic()
+            await queue_callbacks(broker.namespace, fast_events, domain="")
+            await wait_until(lambda: len(fast.deliveries["/stream"]) == 5, timeout=20)
+            waited = time.monotonic() - started
+    finally:
+        for sink in receivers:
+            await sink.stop()
+    assert waited < 2.5, f"the fast receiver waited {waited:.1f} s behind the slow ones (they answer after 3 s)"

@@ -8,7 +8,7 @@ gets its next deliveries deferred to a short delay queue: one slow URL never sta
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import aiohttp
@@ -29,6 +29,9 @@ log = structlog.get_logger("framewatch.deliver")
 
 # How long a delivery waits when its receiver is already busy with its share of slots.
 BUSY_DELAY = 1.0
+# A receiver whose answers take this long on average (seconds) is slow: it is kept to half of the stage's slots.
+SLOW_RECEIVER = 1.0
+MAX_RECEIVERS = 10_000
 # How much of a receiver's answer is read; the rest is dropped with the connection.
 ANSWER_READ_LIMIT = 4096
 
@@ -67,6 +70,9 @@ class DeliverStage(Stage):
             limit=options.concurrency,
         )
         self._busy: Counter[str] = Counter()  # receiver (host:port) -> deliveries in progress
+        self._in_progress = 0
+        # How long each receiver took to answer lately (moving average), for the receivers seen last.
+        self._latency: OrderedDict[str, float] = OrderedDict()
 
     async def start(self) -> None:
         # The ingress owns the store and its schema: wait for it rather than refuse messages for want of config.
@@ -100,10 +106,16 @@ class DeliverStage(Stage):
         if binding is None:
             raise Permanent("domain_not_bound", webhook.domain)
         receiver = _receiver(webhook.url)
-        if self._busy[receiver] >= self.options.host_concurrency:
+        if self._busy[receiver] >= self.options.host_concurrency or (
+            # A receiver that answers slowly never takes the last half of the slots: however many receivers are
+            # slow, the others' deliveries keep flowing.
+            self._latency.get(receiver, 0.0) >= SLOW_RECEIVER
+            and self._in_progress >= self.options.concurrency // 2
+        ):
             metrics.DELIVERIES.labels(webhook.kind, "deferred").inc()
             raise Deferred("receiver_busy", BUSY_DELAY)
         self._busy[receiver] += 1
+        self._in_progress += 1
         started = time.perf_counter()
         try:
             now = int(time.time())
@@ -124,14 +136,23 @@ class DeliverStage(Stage):
             raise Transient("connection_error", f"{loggable(webhook.url)}: {type(exc).__name__}") from None
         finally:
             self._busy[receiver] -= 1
+            self._in_progress -= 1
             if not self._busy[receiver]:
                 del self._busy[receiver]
+            self._note_latency(receiver, time.perf_counter() - started)
         metrics.DELIVERY_SECONDS.observe(time.perf_counter() - started)
         if not 200 <= status < 300:
             metrics.DELIVERIES.labels(webhook.kind, f"http_{status // 100}xx").inc()
             raise Transient(f"http_{status}", loggable(webhook.url), retry_after(response))
         metrics.DELIVERIES.labels(webhook.kind, "delivered").inc()
         log.debug("delivered", url=loggable(webhook.url), kind=webhook.kind, status=status)
+
+
+    def _note_latency(self, receiver: str, seconds: float) -> None:
+        previous = self._latency.pop(receiver, seconds)
+        self._latency[receiver] = previous + (seconds - previous) * 0.3
+        if len(self._latency) > MAX_RECEIVERS:  # bounded, whatever URLs accounts configure
+            self._latency.popitem(last=False)
 
 
 def _receiver(url: str) -> str:
