@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Deliveries per second to local sinks, and whether one slow receiver among fast ones holds the fast ones back.
+"""Deliveries per second to local sinks, and whether slow receivers among fast ones hold the fast ones back.
 
-Five push domains, each bound to a template whose stream URLs point at its own receiver (its own port). N stream
-events are queued, spread evenly over the domains, and `framewatch worker deliver` drains them twice:
+Eight push domains, each bound to a template whose stream URLs point at its own receiver (its own port). N stream
+events are queued, spread evenly over the domains, and `framewatch worker deliver` drains them:
   all fast     every receiver answers at once
-  one slow     one receiver answers after 5 s (within the delivery timeout): its deliveries wait their turn
-Prints the fast receivers' deliveries per second in both runs and their ratio (target: about 1.0). Needs RabbitMQ.
+  K slow       K receivers (1 and --slow, 4 by default) answer after 5 s (within the delivery timeout)
+Prints the fast receivers' deliveries per second in each run and the ratio to the first (target: about 1.0).
+Needs RabbitMQ.
 
-    .venv/bin/python bench/deliver.py [--events 4000]
+    .venv/bin/python bench/deliver.py [--events 4000] [--slow 4]
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from schemas.messages import CallbackReceived
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench-deliver"
-PORTS = [8101, 8102, 8103, 8104, 8105]
-SLOW = PORTS[-1]
+PORTS = [8101, 8102, 8103, 8104, 8105, 8107, 8108, 8109]
 
 
 def config() -> str:
@@ -52,18 +52,19 @@ def stream_begins(count: int) -> Iterator[CallbackReceived]:
                                event_type=1, received_at=time.time(), event=event)  # fmt: skip
 
 
-def run(events: int, slow_delay: float, env: dict[str, str]) -> float:
+def run(events: int, slow: int, slow_delay: float, env: dict[str, str]) -> float:
     """Fast receivers' deliveries per second: time until every fast event is delivered (the queue only holds slow)."""
     topology = Topology(NAMESPACE)
     asyncio.run(reset(AMQP, topology))
-    sinks = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sinks.py"), str(SLOW), str(slow_delay),
+    slow_ports = ",".join(map(str, PORTS[len(PORTS) - slow :])) if slow else ""
+    sinks = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sinks.py"), slow_ports, str(slow_delay),
                               *map(str, PORTS)])  # fmt: skip
     worker = None
     try:
         for port in PORTS:
             wait_port(port)
         asyncio.run(publish(AMQP, topology, stream_begins(events)))
-        slow_share = events // len(PORTS) if slow_delay else 0
+        slow_share = events * slow // len(PORTS)
         started = time.perf_counter()
         worker = subprocess.Popen([sys.executable, "-m", "framewatch", "worker", "deliver", "--port", "8106"],
                                   env=env, cwd=ROOT)  # fmt: skip
@@ -83,6 +84,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4000)
+    parser.add_argument("--slow", type=int, default=4, help="slow receivers in the last run (of 8)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fwbench-deliver-"))
     env = {
@@ -96,10 +98,11 @@ def main() -> None:
     (work / "bench.toml").write_text(config())
     subprocess.run([sys.executable, "-m", "framewatch", "config", "apply", str(work / "bench.toml")], env=env,
                    check=True, cwd=ROOT, capture_output=True)  # fmt: skip
-    fast = run(args.events, 0.0, env)
-    with_slow = run(args.events, 5.0, env)
-    print(f"all receivers fast       {fast:8.1f} deliveries/s")
-    print(f"one receiver slow (5 s)  {with_slow:8.1f} deliveries/s to the fast ones   {with_slow / fast:4.2f}x")
+    fast = run(args.events, 0, 0.0, env)
+    print(f"all receivers fast          {fast:8.1f} deliveries/s")
+    for slow in sorted({1, args.slow}):
+        rate = run(args.events, slow, 5.0, env)
+        print(f"{slow} of 8 receivers slow (5 s) {rate:8.1f} deliveries/s to the fast ones   {rate / fast:4.2f}x")
 
 
 if __name__ == "__main__":

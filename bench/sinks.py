@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Webhook receivers for bench/deliver.py: one port each, answering 200 at once, or after DELAY seconds."""
+"""Webhook receivers for bench/deliver.py: one port each, answering 200 at once, or (the slow ones) after DELAY
+seconds."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import sys
 from aiohttp import web
 
 
-async def main(ports: list[int], slow_port: int, delay: float) -> None:
+async def main(ports: list[int], slow_ports: set[int], delay: float) -> None:
     for port in ports:
 
-        async def handle(request: web.Request, slow: bool = port == slow_port) -> web.Response:
+        async def handle(request: web.Request, slow: bool = port in slow_ports) -> web.Response:
             await request.read()
             if slow:
                 await asyncio.sleep(delay)
@@ -27,5 +28,6 @@ async def main(ports: list[int], slow_port: int, delay: float) -> None:
 
 
 if __name__ == "__main__":
-    # sinks.py SLOW_PORT DELAY PORT...
-    asyncio.run(main([int(p) for p in sys.argv[3:]], int(sys.argv[1]), float(sys.argv[2])))
+    # sinks.py SLOW_PORT[,SLOW_PORT...] DELAY PORT...
+    slow = {int(p) for p in sys.argv[1].split(",") if p}
+    asyncio.run(main([int(p) for p in sys.argv[3:]], slow, float(sys.argv[2])))

@@ -107,10 +107,7 @@ class DeliverStage(Stage):
             raise Permanent("domain_not_bound", webhook.domain)
         receiver = _receiver(webhook.url)
         if self._busy[receiver] >= self.options.host_concurrency or (
-            # A receiver that answers slowly never takes the last half of the slots: however many receivers are
-            # slow, the others' deliveries keep flowing.
-            self._latency.get(receiver, 0.0) >= SLOW_RECEIVER
-            and self._in_progress >= self.options.concurrency // 2
+            self._in_progress >= self.options.concurrency // 2 and not self._may_crowd(receiver)
         ):
             metrics.DELIVERIES.labels(webhook.kind, "deferred").inc()
             raise Deferred("receiver_busy", BUSY_DELAY)
@@ -147,6 +144,15 @@ class DeliverStage(Stage):
         metrics.DELIVERIES.labels(webhook.kind, "delivered").inc()
         log.debug("delivered", url=loggable(webhook.url), kind=webhook.kind, status=status)
 
+
+    def _may_crowd(self, receiver: str) -> bool:
+        """Whether a receiver may take a slot in the last half: only one known to answer fast, or, while it is
+        unknown, for one delivery at a time (its first answer tells). However many receivers are slow, together they
+        never hold more than half the slots, and the others' deliveries keep flowing."""
+        latency = self._latency.get(receiver)
+        if latency is None:
+            return self._busy[receiver] == 0
+        return latency < SLOW_RECEIVER
 
     def _note_latency(self, receiver: str, seconds: float) -> None:
         previous = self._latency.pop(receiver, seconds)
