@@ -54,6 +54,7 @@ class WrkResult:
     p99_ms: float
     errors: int
     requests: int
+    p50_ms: float = 0.0
 
 
 def _ms(value: str, unit: str) -> float:
@@ -65,13 +66,14 @@ def wrk(url: str, script: Path, seconds: int, connections: int, core: int = 1) -
     out = subprocess.run(pinned(core, argv), capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(non2xx.group(1)) if non2xx else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    return WrkResult(rate, _ms(*p99.groups()), errors, requests)
+    return WrkResult(rate, _ms(*p99.groups()), errors, requests, _ms(*p50.groups()))
 
 
 class Server:

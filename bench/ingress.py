@@ -13,6 +13,8 @@ import argparse
 import asyncio
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from pathlib import Path
 import aio_pika
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import ROOT, SHARED_BENCH, Server, require, wrk
+from _harness import ROOT, SHARED_BENCH, Server, require, wait_port, wrk
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench"
@@ -36,6 +38,12 @@ callback_key = "testkey"
 domain = "test.app"
 template = "bench"
 """
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def duplicates(port: int) -> int:
@@ -87,6 +95,11 @@ def main() -> None:
         const=os.environ.get("FRAMEWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
         help="also run framewatch with the dedupe window in Redis (the fleet setup), at this URL",
     )
+    parser.add_argument(
+        "--redis-frozen",
+        action="store_true",
+        help="also run framewatch against a Redis of its own that is frozen (SIGSTOP) for the whole run",
+    )
     args = parser.parse_args()
     require("wrk", "apt-get install wrk")
     script = SHARED_BENCH / "post_unique.lua"
@@ -115,6 +128,11 @@ def main() -> None:
     if args.redis:
         redis_env = {**env, "FRAMEWATCH_REDIS_URL": args.redis}
         candidates["framewatch+redis"] = ([*framewatch, "ingest"], 8091, "/callbacks/tencent", redis_env)
+    frozen_port = 0
+    if args.redis_frozen:
+        frozen_port = free_port()
+        frozen_env = {**env, "FRAMEWATCH_REDIS_URL": f"redis://127.0.0.1:{frozen_port}/0"}
+        candidates["framewatch+frozen-redis"] = ([*framewatch, "ingest"], 8091, "/callbacks/tencent", frozen_env)
     queue_of = {name: f"{NAMESPACE}.fetch" for name in candidates} | {"naive": "limits.naive"}
     results: dict[str, list] = {name: [] for name in candidates}
     shortfall = repeated = 0
@@ -123,22 +141,36 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, (argv, port, path, extra) in candidates.items():
             asyncio.run(drop_queues(queues))  # both start from empty queues: a deep quorum queue is slower
-            if "FRAMEWATCH_REDIS_URL" in extra:
+            frozen = None
+            if name == "framewatch+frozen-redis":  # answers connections, never commands
+                frozen = subprocess.Popen(
+                    ["redis-server", "--port", str(frozen_port), "--bind", "127.0.0.1", "--save", ""],
+                    cwd=work,
+                    stdout=subprocess.DEVNULL,
+                )
+                wait_port(frozen_port)
+            elif "FRAMEWATCH_REDIS_URL" in extra:
                 forget_dedupe_keys(extra["FRAMEWATCH_REDIS_URL"])
             server = Server(argv, port, {**extra, "AMQP_URL": AMQP}, cwd=ROOT)
             time.sleep(1.5)  # let the broker connection and topology come up
+            if frozen is not None:
+                frozen.send_signal(signal.SIGSTOP)
             warm = wrk(f"http://127.0.0.1:{port}{path}", script, 2, args.connections)
             result = wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections)
             results[name].append(result)
             repeats = duplicates(port)
             server.stop()
+            if frozen is not None:
+                frozen.send_signal(signal.SIGCONT)
+                frozen.terminate()
+                frozen.wait(10)
             # Every 200 must be a message in the queue, but for repeats of an event already queued (more is possible:
             # wrk drops the answers still in flight when it stops).
             answered = warm.requests - warm.errors + result.requests - result.errors
             stored = asyncio.run(queued(queue_of[name]))
             shortfall += max(0, answered - repeats - stored)
             repeated += repeats
-            line = f"{name:16s} {result.rate:9.0f} req/s  p99 {result.p99_ms:6.2f} ms"
+            line = f"{name:16s} {result.rate:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
             print(f"{line}  {answered} answered 200 ({repeats} as repeats), {stored} queued")
     asyncio.run(drop_queues(queues))
     if args.redis:
@@ -148,10 +180,10 @@ def main() -> None:
         return max(results[name], key=lambda r: r.rate)
 
     naive = best("naive")
-    print(f"{'server':16s} {'req/s':>9s} {'p99 ms':>8s} {'errors':>7s}")
+    print(f"{'server':24s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
     for name in candidates:
         r = best(name)
-        print(f"{name:16s} {r.rate:9.0f} {r.p99_ms:8.2f} {r.errors:7d}")
+        print(f"{name:24s} {r.rate:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d}")
     for name in candidates:
         if name != "naive":
             ours = best(name)

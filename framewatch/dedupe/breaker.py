@@ -2,8 +2,8 @@
 
 Every call to the shared store has a short deadline. The first failure opens the breaker: for a cooldown every
 call goes to the in-process window instead (the ingress keeps answering at its own pace; repeats within one replica
-still collapse), then the next call tries the shared store again and closes the breaker if it answers. Said in a
-metric and in one log line per change, not one per callback.
+still collapse), then one call tries the shared store again (the others keep to the local window meanwhile) and
+closes the breaker if it answers. Said in a metric and in one log line per change, not one per callback.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ class Breaker(DedupeStore):
         return self._open_until is not None
 
     async def _call(self, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]) -> T:
-        if self._open_until is not None and time.monotonic() < self._open_until:
-            return await local()
+        if self._open_until is not None:
+            if time.monotonic() < self._open_until:
+                return await local()
+            # This call is the trial: every other call keeps to the local window until it has an answer.
+            self._open_until = time.monotonic() + self.cooldown
         try:
             async with asyncio.timeout(self.timeout):
                 result = await shared()
