@@ -425,3 +425,37 @@ async def test_a_fast_receiver_keeps_flowing_while_several_receivers_are_slow(
         for sink in receivers:
             await sink.stop()
     assert waited < 2.5, f"the fast receiver waited {waited:.1f} s behind the slow ones (they answer after 3 s)"
+
+
+async def test_a_moderation_api_answering_a_huge_body_is_not_read_past_its_bound(
+    pipeline_env: dict[str, str], monkeypatch, broker: Broker, image_server: ImageServer, sink: Sink
+) -> None:
+    async def huge(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            for _ in range(200):  # 200 MB if it were all read
+                await response.write(b" " * 1_048_576)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    app = web.Application()
+    app.router.add_post("/", huge)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = settings_from(
+        monkeypatch, pipeline_env, moderation_backend="http", moderation_http_url=f"http://127.0.0.1:{port}/"
+    )
+    await apply_config(settings, pipeline_config(sink))
+    try:
+        async with serve_workers(settings, ["fetch", "moderate"]):
+            await queue_callbacks(broker.namespace, [screenshot(1, pic_full_url=image_server.url("/good/h.jpg"))])
+            await wait_until(lambda: broker.at_least("moderate.dead", 1), timeout=20)
+    finally:
+        await runner.cleanup()
+    listing = run_cli("dlq", "list", "moderate", env=pipeline_env).stdout
+    assert "http_answer_too_large" in listing

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import aiohttp
+import orjson
 
 from framewatch.blobs.base import BlobStore
 from framewatch.runtime.http import GuardedClient, retry_after
@@ -42,6 +44,21 @@ class ApiBackend(ModerationBackend):
 def image_for_api(frame: FrameStored) -> StoredImage:
     """The largest thumbnail: small to send, large enough for any classifier; the original when none."""
     return max(frame.thumbnails, key=lambda t: t.width * t.height) if frame.thumbnails else frame.original
+
+
+# A moderation answer is a few hundred bytes of JSON; a larger one is not read past this (memory stays bounded
+# whatever the API, or something posing as it, sends).
+MAX_ANSWER_BYTES = 256 * 1024
+
+
+async def json_answer(response: aiohttp.ClientResponse, api: str) -> Any:
+    """The API's JSON answer, read within MAX_ANSWER_BYTES; ValueError when it is not JSON."""
+    raw = bytearray()
+    async for chunk in response.content.iter_any():
+        raw += chunk
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise Permanent(f"{api}_answer_too_large", f"over {MAX_ANSWER_BYTES} bytes")
+    return orjson.loads(raw)
 
 
 def check_status(response: aiohttp.ClientResponse, api: str) -> None:

@@ -11,7 +11,7 @@ import aiohttp
 from framewatch.blobs.base import BlobStore
 from schemas.messages import FrameStored, Verdict
 from workers.failures import Permanent
-from workers.moderate.backends.api import ApiBackend, check_status, image_for_api
+from workers.moderate.backends.api import ApiBackend, check_status, image_for_api, json_answer
 from workers.moderate.backends.base import BackendUnavailable, read_image
 from workers.moderate.thresholds import Thresholds
 
@@ -68,7 +68,7 @@ class HttpBackend(ApiBackend):
         try:
             async with self.client.request("POST", self.url, headers=headers, **kwargs) as response:
                 check_status(response, "http")
-                answer = await response.json(content_type=None)
+                answer = await json_answer(response, "http")
         except TimeoutError:
             raise BackendUnavailable("http_timeout") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:

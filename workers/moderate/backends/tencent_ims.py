@@ -16,7 +16,7 @@ from yarl import URL
 from framewatch.blobs.base import BlobStore
 from schemas.messages import FrameStored, Verdict
 from workers.failures import Permanent
-from workers.moderate.backends.api import ApiBackend, check_status, image_for_api
+from workers.moderate.backends.api import ApiBackend, check_status, image_for_api, json_answer
 from workers.moderate.backends.base import BackendUnavailable, read_image
 
 SERVICE = "ims"
@@ -99,7 +99,8 @@ class TencentImsBackend(ApiBackend):
         try:
             async with self.client.request("POST", self.endpoint, data=payload, headers=headers) as response:
                 check_status(response, "ims")
-                answer = (await response.json(content_type=None)).get("Response", {})
+                answer = await json_answer(response, "ims")
+                answer = answer.get("Response", {}) if isinstance(answer, dict) else {}
         except TimeoutError:
             raise BackendUnavailable("ims_timeout") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
