@@ -16,6 +16,8 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
+from svix.webhooks import Webhook as SvixWebhook
+from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
 from framewatch.providers.base import MAX_DEPTH
 from tests.conftest import apply_config, serve_ingress, serve_workers, settings_from
@@ -371,8 +373,13 @@ async def test_while_the_webhook_secret_changes_both_signatures_are_sent(
     assert len(delivery.headers["webhook-signature"].split(" ")) == 2
     for secret in (new, WEBHOOK_SECRET):
         assert StandardWebhook(secret).verify(delivery.raw, delivery.headers)["framewatch"]["provider"] == "tencent"
+        # Svix's verifier, which many receivers already run, takes the same secret as it is (it raises otherwise).
+        SvixWebhook(secret).verify(delivery.raw, delivery.headers)
+    stranger = "whsec_" + base64.b64encode(b"\x02" * 32).decode()
     with pytest.raises(WebhookVerificationError):
-        StandardWebhook("whsec_" + base64.b64encode(b"\x02" * 32).decode()).verify(delivery.raw, delivery.headers)
+        StandardWebhook(stranger).verify(delivery.raw, delivery.headers)
+    with pytest.raises(SvixVerificationError):
+        SvixWebhook(stranger).verify(delivery.raw, delivery.headers)
 
 
 async def test_the_deepest_body_the_ingress_accepts_is_carried_to_the_platform(
