@@ -68,6 +68,23 @@ async def post(session: aiohttp.ClientSession, url: str, body: Any, **kwargs: An
         return response.status, await response.json(content_type=None)
 
 
+async def partial_post(
+    base_url: str, path: str, headers: str, length: int, part: bytes
+) -> tuple[int, dict[str, Any], float]:
+    """POSTs headers announcing `length` bytes, sends only `part` of the body, then waits for the answer:
+    (status, JSON body, seconds from the partial send to the answer's headers). A client that trickles or stalls."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {length}\r\n\r\n".encode() + part)
+    started = time.monotonic()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+    waited = time.monotonic() - started
+    size = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
+    payload = await reader.readexactly(size)
+    writer.close()
+    return int(head.split(b" ")[1]), json.loads(payload), waited
+
+
 async def metric(session: aiohttp.ClientSession, base_url: str, sample_line_prefix: str) -> float:
     """The value of one sample on /metrics (0 when absent). In-process tests share one registry: compare deltas."""
     async with session.get(f"{base_url}/metrics") as response:

@@ -20,7 +20,7 @@ from framewatch.config import tables as t
 from framewatch.config.store import ConfigStore
 from framewatch.runtime.settings import Settings
 from tests.conftest import RunningIngress, serve_ingress, settings_from
-from tests.helpers import REDIS_URL, IngressProcess, post, run_cli, screenshot, signed
+from tests.helpers import REDIS_URL, IngressProcess, partial_post, post, run_cli, screenshot, signed
 
 PUBLIC = "https://93.184.215.14/hooks"  # an IP literal: public, and checked without DNS
 KEY = "apiKey123"
@@ -519,23 +519,10 @@ async def test_text_is_validated_to_its_column(api: Api) -> None:
     assert status == 200 and xml.find("Template/Description").text == "two\nlines\tand a tab"
 
 
-async def raw_post_headers(url: str, headers: str, body_part: bytes) -> tuple[int, dict[str, Any], float]:
-    """Sends a POST /api's headers and only part of its body, then waits: (status, JSON body, seconds waited)."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(f"POST /api HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 1000\r\n\r\n".encode() + body_part)
-    started = time.monotonic()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
-    waited = time.monotonic() - started
-    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
-    payload = await reader.readexactly(length)
-    writer.close()
-    return int(head.split(b" ")[1]), orjson.loads(payload), waited
-
-
 async def test_an_anonymous_slow_client_is_answered_from_its_headers(api: Api) -> None:
     form = "application/x-www-form-urlencoded"
-    status, body, waited = await raw_post_headers(api.ingress.admin_url, f"Content-Type: {form}\r\n", b"Action=")
+    headers = f"Content-Type: {form}\r\n"
+    status, body, waited = await partial_post(api.ingress.admin_url, "/api", headers, 1000, b"Action=")
     assert (status, body["Code"]) == (401, "AuthFailure.InvalidAuthorization") and waited < 2
 
 
@@ -549,7 +536,7 @@ async def test_an_authenticated_body_that_trickles_in_is_refused_in_time(
     await store.close()
     async with serve_ingress(settings) as ingress:
         headers = f"Authorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        status, body, waited = await raw_post_headers(ingress.admin_url, headers, b"Action=Describe")
+        status, body, waited = await partial_post(ingress.admin_url, "/api", headers, 1000, b"Action=Describe")
     assert (status, body["Code"]) == (408, "RequestTimeout") and body["RequestId"]
     assert 0.4 < waited < 3
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -10,7 +9,7 @@ import orjson
 import pytest
 
 from tests.conftest import serve_ingress
-from tests.helpers import post, sample, screenshot, signed
+from tests.helpers import partial_post, post, sample, screenshot, signed
 
 NOW = int(time.time())
 
@@ -21,6 +20,7 @@ def nested(depth: int) -> dict:
     for _ in range(depth - 1):
         value = {"x": value}
     return signed(screenshot(1, extra=value))
+
 
 CASES = [
     # id, body (or raw bytes), path suffix, headers, status, error
@@ -111,19 +111,12 @@ async def test_chunked_body_over_the_cap_is_refused(ingress, broker) -> None:
 async def test_a_body_that_trickles_in_is_refused_in_time_and_frees_the_handler(configured, amqp, broker) -> None:
     configured.body_read_timeout = 0.5
     async with serve_ingress(configured) as ingress:
-        host, port = ingress.url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
         body = orjson.dumps(signed(screenshot(1)))
-        head = "POST /callbacks/tencent HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])  # and then nothing more
-        started = time.monotonic()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
-        waited = time.monotonic() - started
-        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
-        payload = await reader.readexactly(length)
-        writer.close()
-        assert head.startswith(b"HTTP/1.1 408")
-        assert orjson.loads(payload)["error"] == "BodyTimeout"
+        content_type = "Content-Type: application/json\r\n"
+        status, answer, waited = await partial_post(
+            ingress.url, "/callbacks/tencent", content_type, len(body), body[:10]
+        )
+        assert (status, answer["error"]) == (408, "BodyTimeout")
         assert 0.4 < waited < 2
         async with aiohttp.ClientSession() as session:  # the next callback is served as usual
             assert (await post(session, ingress.callbacks, signed(screenshot(2))))[0] == 200
