@@ -1,1 +1,2 @@
-"""The ingress: authenticates provider callbacks and queues them durably before answering."""
+"""The callback edge: one route per streaming cloud; authenticates callbacks and queues them durably before
+answering."""

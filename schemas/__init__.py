@@ -1,1 +1,1 @@
-"""The contract between stages: provider events and pipeline messages. Imports nothing else of framewatch."""
+"""The contract between stages: provider-neutral pipeline messages. Imports nothing else of the project."""

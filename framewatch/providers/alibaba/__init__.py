@@ -1,0 +1,1 @@
+"""Alibaba Cloud ApsaraVideo Live callbacks (SPEC §7-8)."""

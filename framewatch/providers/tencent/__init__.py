@@ -1,0 +1,1 @@
+"""Tencent Cloud CSS callbacks (SPEC §1-5)."""
