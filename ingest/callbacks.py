@@ -73,6 +73,8 @@ class CallbackHandler:
         if binding is None or (binding.app_name and binding.app_name != incoming.app_name):
             raise Refused(Reason.DomainNotBound, f"no callback rule binds {incoming.domain!r}: callbacks are off")
         now = time.time()
+        if not binding.template.valid_keys(now):
+            raise Refused(Reason.NoCallbackKey, f"the template bound to {incoming.domain!r} has no CallbackKey")
         self.provider.verify(incoming, raw, binding.template, now)
 
         message = self.provider.message(incoming, now)

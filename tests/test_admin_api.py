@@ -173,7 +173,6 @@ AT = {"DomainName": "a.example.com"}
         ("", {}, (400, "MissingParameter")),
         ("DeleteEverything", {}, (400, "InvalidAction")),
         ("CreateLiveCallbackTemplate", {"CallbackKey": KEY}, (400, "MissingParameter")),
-        ("CreateLiveCallbackTemplate", {"TemplateName": "x"}, (400, "MissingParameter")),
         ("CreateLiveCallbackTemplate", {"TemplateName": "x", "CallbackKey": "not ok!"}, (400, "InvalidParameter")),
         ("CreateLiveCallbackTemplate", {**NEW, "AllowUnsigned": "maybe"}, (400, "InvalidParameter")),
         ("CreateLiveCallbackTemplate", {**NEW, "SnapShotNotifyUrl": PUBLIC}, (400, "UnknownParameter")),
@@ -546,3 +545,28 @@ async def test_failed_authentications_are_throttled_per_address(api: Api) -> Non
     codes = [(await api.refused("DescribeLiveCallbackTemplates", account="forged")) for _ in range(25)]
     assert codes[:20] == [(401, "AuthFailure.TokenFailure")] * 20
     assert codes[20:] == [(429, "RequestLimitExceeded")] * 5
+
+
+async def test_tencent_template_fields_and_an_optional_callback_key(api: Api) -> None:
+    """Every field of Tencent's CallBackTemplateInfo is stored and described; a template may have no CallbackKey,
+    and callbacks for a domain it binds are then refused with a code that says so."""
+    urls = {
+        f"{name}NotifyUrl": f"{PUBLIC}/{name}"
+        for name in ("StreamMix", "RecordStatus", "AudioAudit", "RecordException")
+    }
+    fields = {"TemplateName": "nokey", "RecordExceptionLevels.0": "error", "RecordExceptionLevels.1": "alarm", **urls}
+    template_id = int((await api.ok("CreateLiveCallbackTemplate", **fields))["TemplateId"])
+    info = (await api.ok("DescribeLiveCallbackTemplate", TemplateId=template_id))["Template"]
+    assert {k: info[k] for k in urls} == urls
+    assert info["RecordExceptionLevels"] == ["alarm", "error"] and info["CallbackKey"] == ""
+    assert await api.refused("ModifyLiveCallbackTemplate", TemplateId=template_id, RecordExceptionLevels="panic") == (
+        400,
+        "InvalidParameter",
+    )
+    await api.ok("CreateLiveCallbackRule", DomainName="nokey.acme.com", TemplateId=template_id)
+    status, answer = await post(
+        api.session, api.ingress.callbacks, signed(screenshot(1, domain="nokey.acme.com"), key=KEY)
+    )
+    assert (status, answer["error"]) == (403, "NoCallbackKey")
+    await api.ok("ModifyLiveCallbackTemplate", TemplateId=template_id, CallbackKey=KEY)
+    assert await api.callback("nokey.acme.com", 2) == 200

@@ -466,3 +466,25 @@ async def test_a_moderation_api_answering_a_huge_body_is_not_read_past_its_bound
         await runner.cleanup()
     listing = run_cli("dlq", "list", "moderate", env=pipeline_env).stdout
     assert "http_answer_too_large" in listing
+
+
+async def test_audio_moderation_and_recording_status_and_exceptions_reach_their_urls(
+    pipeline_env: dict[str, str], monkeypatch, broker: Broker, sink: Sink
+) -> None:
+    settings = settings_from(monkeypatch, pipeline_env)
+    extra = "".join(
+        f'{field} = "{sink.url("/" + field)}"\n'
+        for field in ("audio_audit_notify_url", "record_status_notify_url", "record_exception_notify_url")
+    )
+    await apply_config(settings, pipeline_config(sink).replace("[[rules]]", extra + "[[rules]]", 1))
+    events = [
+        {"event_type": 315, "app": "test.app", "stream_id": "s", "audio": 1},
+        {"event_type": 332, "app": "test.app", "record_detail": "{}", "stream_id": "s"},
+        {"event_type": 341, "app": "test.app", "stream_id": "s", "level": "error"},
+    ]
+    async with serve_workers(settings, ["deliver"]):
+        await queue_callbacks(broker.namespace, events)
+        fields = ("/audio_audit_notify_url", "/record_status_notify_url", "/record_exception_notify_url")
+        await wait_until(lambda: all(sink.deliveries[path] for path in fields), timeout=10)
+    for path, event in zip(fields, events, strict=True):
+        assert sink.deliveries[path][0].body["event_type"] == event["event_type"]

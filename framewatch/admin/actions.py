@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,8 +45,20 @@ URL_PARAMS = {
     "SnapshotNotifyUrl": "snapshot_notify_url",
     "PornCensorshipNotifyUrl": "porn_censorship_notify_url",
     "PushExceptionNotifyUrl": "push_exception_notify_url",
+    "StreamMixNotifyUrl": "stream_mix_notify_url",
+    "RecordStatusNotifyUrl": "record_status_notify_url",
+    "AudioAuditNotifyUrl": "audio_audit_notify_url",
+    "RecordExceptionNotifyUrl": "record_exception_notify_url",
 }
-TEMPLATE_PARAMS = ("TemplateName", "Description", "CallbackKey", "AllowUnsigned", "WebhookSecret", *URL_PARAMS)
+TEMPLATE_PARAMS = (
+    "TemplateName",
+    "Description",
+    "CallbackKey",
+    "AllowUnsigned",
+    "WebhookSecret",
+    "RecordExceptionLevels",
+    *URL_PARAMS,
+)
 # Documented limits: Tencent 200/s for changes and 500/s for reads; Alibaba's detect notify actions 30/s.
 TENCENT_WRITE = (200, "RequestLimitExceeded")
 TENCENT_READ = (500, "RequestLimitExceeded")
@@ -89,7 +102,9 @@ async def _template_values(ctx: Context) -> dict[str, Any]:
             raise ConfigError("InvalidParameter", "Description must be at most 1024 characters.")
         values["description"] = description
     if (key := p.optional("CallbackKey")) is not None:
-        values["callback_key"] = validate.callback_key(key)
+        values["callback_key"] = validate.callback_key(key) if key else None  # optional, as at Tencent
+    if (levels := p.optional("RecordExceptionLevels")) is not None:
+        values["record_exception_levels"] = validate.record_exception_levels(levels.split(",") if levels else [])
     if (allow_unsigned := p.boolean("AllowUnsigned")) is not None:
         values["allow_unsigned"] = allow_unsigned
     if (secret := p.optional("WebhookSecret")) is not None:
@@ -105,11 +120,12 @@ def _template_info(row: Any) -> dict[str, Any]:
         "TemplateId": row.id,
         "TemplateName": row.name,
         "Description": row.description,
-        "CallbackKey": row.callback_key,
+        "CallbackKey": row.callback_key or "",
         "AllowUnsigned": bool(row.allow_unsigned),
         "WebhookSecret": row.webhook_secret or "",
     }
     info.update({param: getattr(row, column) or "" for param, column in URL_PARAMS.items()})
+    info["RecordExceptionLevels"] = orjson.loads(row.record_exception_levels or "[]")
     info["CreateTime"], info["UpdateTime"] = _time(row.created_at), _time(row.updated_at)
     return info
 
@@ -117,7 +133,6 @@ def _template_info(row: Any) -> dict[str, Any]:
 @action("CreateLiveCallbackTemplate", TEMPLATE_PARAMS, TENCENT_WRITE)
 async def create_template(ctx: Context) -> dict[str, Any]:
     ctx.params.required("TemplateName")
-    ctx.params.required("CallbackKey")  # callbacks without a key could not be verified
     values = await _template_values(ctx)
     values.setdefault("webhook_secret", webhook_secrets.new())
     now = int(time.time())
@@ -159,7 +174,7 @@ async def modify_template(ctx: Context) -> dict[str, Any]:
         current = await _own_template(ctx, conn, template_id)
         if "name" in values:
             await _refuse_taken_name(ctx, conn, values["name"], but=template_id)
-        if "callback_key" in values:  # the previous key stays valid for the overlap: senders switch gradually
+        if values.get("callback_key"):  # the previous key stays valid for the overlap: senders switch gradually
             values.update(rotated_values(current, values.pop("callback_key"), ctx.key_overlap))
         if "webhook_secret" in values:  # both signatures are sent for the overlap: receivers switch gradually
             secret = values.pop("webhook_secret")

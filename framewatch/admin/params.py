@@ -35,8 +35,27 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 
+_LIST_ITEM = re.compile(r"^(?P<name>[A-Za-z]+)\.(?P<index>\d{1,3})$")
+
+
+def _fold_lists(values: Mapping[str, str]) -> dict[str, str]:
+    """A list sent as `Name.0=a&Name.1=b` (the clouds' query form) becomes `Name=a,b`."""
+    folded: dict[str, str] = {}
+    items: dict[str, list[tuple[int, str]]] = {}
+    for key, value in values.items():
+        match = _LIST_ITEM.match(key)
+        if match:
+            items.setdefault(match["name"], []).append((int(match["index"]), value))
+        else:
+            folded[key] = value
+    for name, listed in items.items():
+        folded[name] = ",".join(value for _, value in sorted(listed))
+    return folded
+
+
 class Params:
     def __init__(self, values: Mapping[str, str], allowed: Iterable[str]) -> None:
+        values = _fold_lists(values)
         unknown = sorted(set(values) - COMMON - set(allowed))
         if unknown:
             # A misspelt optional parameter must not be ignored silently: the caller thinks it changed something.

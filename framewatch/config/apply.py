@@ -24,13 +24,18 @@ class TemplateSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=255)
     description: str = ""
-    callback_key: str
+    callback_key: str | None = None  # optional, as at Tencent: callbacks for its domains are refused without one
     stream_begin_notify_url: str | None = None
     stream_end_notify_url: str | None = None
     record_notify_url: str | None = None
     snapshot_notify_url: str | None = None
     porn_censorship_notify_url: str | None = None
     push_exception_notify_url: str | None = None
+    stream_mix_notify_url: str | None = None
+    record_status_notify_url: str | None = None
+    audio_audit_notify_url: str | None = None
+    record_exception_notify_url: str | None = None
+    record_exception_levels: list[str] = []
     allow_unsigned: bool = False
     # Signs deliveries (Standard Webhooks); made at random when the template is created and not given here.
     webhook_secret: str | None = None
@@ -104,7 +109,8 @@ async def check(spec: ConfigFile, allow_private_urls: bool) -> ConfigFile:
     if len(set(names)) != len(names):
         raise ConfigError("InvalidParameter", "template names must be unique")
     for tpl in spec.templates:
-        validate.callback_key(tpl.callback_key)
+        if tpl.callback_key is not None:
+            validate.callback_key(tpl.callback_key)
         if tpl.webhook_secret is not None:
             webhook_secrets.validate(tpl.webhook_secret)
         for name in t.NOTIFY_URL_FIELDS:
@@ -154,6 +160,7 @@ async def _templates(
     ids: dict[str, int] = {}
     for tpl in spec.templates:
         wanted = tpl.model_dump(exclude={"callback_key", "webhook_secret"})
+        wanted["record_exception_levels"] = validate.record_exception_levels(tpl.record_exception_levels)
         current = rows.get(tpl.name)
         if current is None:
             result = await conn.execute(
@@ -171,7 +178,10 @@ async def _templates(
             continue
         ids[tpl.name] = current.id
         values = {k: v for k, v in wanted.items() if getattr(current, k) != v}
-        values.update(rotated_values(current, tpl.callback_key, key_overlap))
+        if tpl.callback_key is None:
+            values.update({"callback_key": None} if current.callback_key else {})
+        else:
+            values.update(rotated_values(current, tpl.callback_key, key_overlap))
         if tpl.webhook_secret is not None:
             values.update(rotated_values(current, tpl.webhook_secret, key_overlap, WEBHOOK_SECRET_COLUMNS))
         if values:

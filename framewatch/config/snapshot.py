@@ -22,8 +22,9 @@ class Template:
     webhook_secrets: tuple[SigningKey, ...] = ()  # current first, then a previous one still in its overlap
 
     @property
-    def key(self) -> str:
-        return self.keys[0].secret
+    def key(self) -> str | None:
+        """The current callback key; None when the template has none (optional, as at Tencent)."""
+        return self.keys[0].secret if self.keys and self.keys[0].expires_at is None else None
 
     def valid_keys(self, now: float) -> list[str]:
         return _valid(self.keys, now)

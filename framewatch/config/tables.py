@@ -23,6 +23,10 @@ NOTIFY_URL_FIELDS = (
     "snapshot_notify_url",
     "porn_censorship_notify_url",
     "push_exception_notify_url",
+    "stream_mix_notify_url",
+    "record_status_notify_url",
+    "audio_audit_notify_url",
+    "record_exception_notify_url",
 )
 
 accounts = Table(
@@ -41,11 +45,13 @@ templates = Table(
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(255), nullable=False),
     Column("description", Text, nullable=False, default=""),
-    Column("callback_key", String(64), nullable=False),
+    # Optional, as at Tencent: callbacks for a domain bound to a template without a key are refused.
+    Column("callback_key", String(64), nullable=True),
     # Key rotation: the previous key stays valid until previous_key_expires_at (Unix seconds).
     Column("previous_callback_key", String(64), nullable=True),
     Column("previous_key_expires_at", BigInteger, nullable=True),
     *(Column(field, Text, nullable=True) for field in NOTIFY_URL_FIELDS),
+    Column("record_exception_levels", Text, nullable=True),  # a JSON array of integers, as Tencent stores it
     Column("allow_unsigned", Boolean, nullable=False, default=False),
     # Signs every delivery's webhook-signature (Standard Webhooks); the previous one is still sent during a change.
     Column("webhook_secret", String(128), nullable=True),

@@ -1,5 +1,6 @@
 """Checks shared by `framewatch config apply` and the admin API, so both refuse the same things."""
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -15,6 +16,17 @@ def callback_key(value: str) -> str:
     if not CALLBACK_KEY.fullmatch(value):
         raise ConfigError("InvalidParameter", "CallbackKey must be 1 to 32 letters and digits.")
     return value
+
+
+RECORD_EXCEPTION_LEVELS = frozenset({"error", "alarm"})
+
+
+def record_exception_levels(values: list[str]) -> str:
+    """Tencent's levels (`error`, `alarm`), stored as the JSON array Tencent returns."""
+    levels = [value.strip() for value in values]
+    if any(level not in RECORD_EXCEPTION_LEVELS for level in levels):
+        raise ConfigError("InvalidParameter", "RecordExceptionLevels takes error and alarm.")
+    return json.dumps(sorted(set(levels)))
 
 
 def app_name(value: str) -> str:

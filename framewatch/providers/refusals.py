@@ -19,6 +19,7 @@ class Reason(Enum):
     SignatureExpired = (403, 40301)
     TimestampTooFarAhead = (403, 40302)
     DomainNotBound = (403, 40303)
+    NoCallbackKey = (403, 40304)
     MethodNotAllowed = (405, 40500)
     BodyTimeout = (408, 40800)
     BodyTooLarge = (413, 41300)

@@ -19,6 +19,9 @@ KIND_URLS = {
     "screenshot": "snapshot_notify_url",
     "image_moderation": "porn_censorship_notify_url",
     "push_exception": "push_exception_notify_url",
+    "recording_status": "record_status_notify_url",
+    "recording_exception": "record_exception_notify_url",
+    "audio_moderation": "audio_audit_notify_url",
 }
 
 

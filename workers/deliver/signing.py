@@ -15,8 +15,11 @@ from framewatch.config import webhook_secrets
 SIGN_VALIDITY = 600
 
 
-def signed_body(body: dict[str, Any], key: str, now: int) -> bytes:
-    """The body with `t` and `sign` = MD5(key + t), as a CSS receiver already checks them."""
+def signed_body(body: dict[str, Any], key: str | None, now: int) -> bytes:
+    """The body with `t` and `sign` = MD5(key + t), as a CSS receiver already checks them; as it is when the
+    template has no callback key (the webhook-signature header still signs it)."""
+    if key is None:
+        return orjson.dumps(body)
     t = now + SIGN_VALIDITY
     return orjson.dumps({**body, "t": t, "sign": hashlib.md5(f"{key}{t}".encode()).hexdigest()})
 
