@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from framewatch import __version__
 from framewatch.runtime import logs
 from framewatch.runtime.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from framewatch.config.store import ConfigStore
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -72,18 +77,51 @@ def cmd_config_apply(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def key_command(store: ConfigStore, args: argparse.Namespace) -> None:
+    from framewatch.admin import keys
+    from framewatch.broker.topology import Topology
+    from framewatch.config.changes import ChangeFeed
+
+    settings = args.settings
+    if args.keys_command == "create":
+        key_id, secret = await keys.create(store, keys.vault_for(settings), args.name)
+        print(f"account {args.name}: new key pair for the clouds' SDKs (shown once; the secret is kept encrypted):")
+        print(f"{key_id} {secret}")
+    elif args.keys_command == "revoke":
+        await keys.revoke(store, args.name, args.key_id)
+        print(f"revoked {args.key_id}")
+    else:
+        for info in await keys.list_keys(store, args.name):
+            last_used = f"last used {_when(info.last_used_at)}" if info.last_used_at else "never used"
+            state = f"revoked {_when(info.revoked_at)}" if info.revoked_at else "active"
+            print(f"{info.key_id}\tcreated {_when(info.created_at)}\t{last_used}\t{state}")
+        return
+    feed = ChangeFeed(settings.amqp_url.get_secret_value(), Topology(settings.namespace))
+    await feed.announce(await store.revision())  # every replica hears of it at once
+
+
+def _when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.admin import accounts
     from framewatch.config.errors import ConfigError
-    from framewatch.config.store import ConfigStore
+
+    args.settings = settings
 
     async def run() -> None:
+        from framewatch.config.store import ConfigStore
+
         store = ConfigStore(settings.database_url.get_secret_value())
         try:
             await store.migrate()
             if args.accounts_command == "list":
                 for name, has_token in await accounts.list_accounts(store):
                     print(f"{name}\t{'token' if has_token else 'no token'}")
+                return
+            if args.accounts_command == "keys":
+                await key_command(store, args)
                 return
             token = await accounts.issue_token(store, args.name, replace=args.accounts_command == "rotate")
             print(f"account {args.name}: new admin API token (shown once; store it now, only its hash is kept):")
@@ -191,6 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub = accounts_commands.add_parser(name, help=text)
         if name != "list":
             sub.add_argument("name", help="account name")
+        sub.set_defaults(func=cmd_accounts)
+    keys = accounts_commands.add_parser("keys", help="key pairs for the clouds' official SDKs (Tencent, Alibaba)")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    for name, text in (
+        ("create", "issue a key pair and print it once, alone on the last line, as '<key id> <key secret>'"),
+        ("revoke", "revoke a key pair at once, on every replica"),
+        ("list", "an account's key ids, when each was made and last used, never the secrets"),
+    ):
+        sub = keys_commands.add_parser(name, help=text)
+        sub.add_argument("name", help="account name")
+        if name == "revoke":
+            sub.add_argument("key_id", help="the key id to revoke")
         sub.set_defaults(func=cmd_accounts)
 
     sim = commands.add_parser(

@@ -85,6 +85,20 @@ detect_notify = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# Key pairs for the clouds' SDKs. HMAC verification needs the secret itself: it is kept encrypted (Fernet) under
+# the master key, never in clear.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", String(64), nullable=False, unique=True),
+    Column("secret_encrypted", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # CSS signs with t = send time + 600 s; allow a little clock skew beyond that.
     sign_validity: int = 600
     clock_skew: int = 60
+    # Encrypts the API key pairs' secrets at rest (a Fernet key: 32 random bytes, url-safe base64). Unset: a key file
+    # made with mode 0600 beside the SQLite database on first use. Every replica of a fleet needs the same one.
+    master_key: SecretStr | None = None
     # Alibaba signs ALI-LIVE-TIMESTAMP: how far from now it may be, either way.
     alibaba_timestamp_window: int = Field(300, gt=0)
     # The host of the callback URL Alibaba signs POSTed callbacks with; unset: the Host header of the request
