@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from framewatch.admin import api as admin_api
-from framewatch.admin import throttle
+from framewatch.admin import keys, throttle
+from framewatch.admin.tencent import TencentApi
 from framewatch.blobs.factory import local_root
 from framewatch.broker.publisher import Publisher
 from framewatch.broker.topology import Topology
@@ -38,6 +39,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         allow_private_urls=settings.deliver_allow_private,
         key_overlap=settings.key_rotation_overlap,
         body_read_timeout=settings.body_read_timeout,
+        vault=keys.vault_for(settings),
     )
     dedupe = dedupe_factory.create(settings)
     publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
@@ -74,6 +76,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         callbacks.router.add_static("/blobs", blob_root, follow_symlinks=False)
 
     admin_api.add_routes(admin, api)
+    admin.router.add_route("*", "/", TencentApi(api).handle)  # the cloud-compatible API: the official SDKs call /
     admin.router.add_get("/healthz", health.healthz)
     return callbacks, admin
 

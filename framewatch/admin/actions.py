@@ -231,6 +231,7 @@ async def describe_rules(ctx: Context) -> dict[str, Any]:
                 "AppName": row.app_name,
                 "TemplateId": row.template_id,
                 "CreateTime": _time(row.created_at),
+                "UpdateTime": _time(row.created_at),  # a rule is made and deleted, never changed in place
             }
             for row in await conn.execute(query)
         ]
@@ -248,6 +249,14 @@ async def delete_rule(ctx: Context) -> dict[str, Any]:
             raise ConfigError("ResourceNotFound.RuleNotFound", f"No callback rule for {domain}.", 404)
         await conn.execute(delete(t.rules).where(t.rules.c.id == row.id))
     return {}
+
+
+@action("DescribeLiveStreamOnlineList", ("DomainName", "AppName", "StreamName", "PageNum", "PageSize"), TENCENT_READ)
+async def describe_online_streams(ctx: Context) -> dict[str, Any]:
+    """Tencent's shape. framewatch keeps no stream state yet, so no stream is listed as live."""
+    page_num = ctx.params.optional_integer("PageNum", 1, 100_000)
+    page_size = ctx.params.optional_integer("PageSize", 10, 100)
+    return {"TotalNum": 0, "TotalPage": 0, "PageNum": page_num, "PageSize": page_size, "OnlineInfo": []}
 
 
 def _config_not_found(domain: str) -> ConfigError:

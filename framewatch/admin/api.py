@@ -6,13 +6,15 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import asyncpg
 import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from framewatch.admin import accounts, responses, throttle
+from framewatch.admin import accounts, keys, responses, throttle
 from framewatch.admin.actions import ACTIONS
 from framewatch.admin.context import Context
 from framewatch.admin.params import Params
@@ -36,12 +38,14 @@ class AdminApi:
         allow_private_urls: bool,
         key_overlap: int,
         body_read_timeout: float = 10.0,
+        vault: keys.Vault | None = None,
     ) -> None:
         self.config = config
         self.limiter = limiter
         self.allow_private_urls = allow_private_urls  # notify URLs on private addresses (local demos and tests)
         self.key_overlap = key_overlap  # how long a replaced callback key stays valid
         self.body_read_timeout = body_read_timeout
+        self.vault = vault  # opens the key pairs' secrets (the cloud dialects' signatures)
         self.failures = FailedAuthentications()
 
     async def close(self) -> None:
@@ -60,26 +64,7 @@ class AdminApi:
                 values.update(await self._read_form(request))
                 xml = values.get("Format", "").upper() == "XML"
                 name = values.get("Action", "")
-            action = ACTIONS.get(name)
-            if action is None:
-                if not name:
-                    raise ConfigError(
-                        "MissingParameter", "The input parameter Action that is mandatory is not supplied."
-                    )
-                raise ConfigError("InvalidAction", f"The action {name} is not supported.")
-            if not await self.limiter.allow(f"{account_id}:{name}", action.rate):
-                raise ConfigError(action.throttle_code, f"At most {action.rate} {name} calls per second.", 429)
-            ctx = Context(
-                store=self.config.store,
-                account_id=account_id,
-                action=name,
-                params=Params(values, action.params),
-                allow_private_urls=self.allow_private_urls,
-                key_overlap=self.key_overlap,
-            )
-            fields = await action.handler(ctx)
-            if ctx.changed:
-                await self.config.changed()
+            fields = await self.run(account_id, name, values)
         except ConfigError as refused:
             return self._refusal(refused, name, account_id, request_id, request, xml)
         except STORE_FAILURES as exc:  # the config store is down or frozen: a clear answer within seconds
@@ -89,6 +74,31 @@ class AdminApi:
         metrics.ADMIN_CALLS.labels(name, "Success").inc()
         log.info("admin_call", action=name, account=account_id, request_id=request_id)
         return responses.success(name, request_id, fields, xml)
+
+    async def run(
+        self, account_id: int, name: str, values: Mapping[str, str], actions: Iterable[str] = ACTIONS
+    ) -> dict[str, Any]:
+        """One action for an authenticated account, whichever dialect asked: throttled, run, announced when it
+        changed something. Raises ConfigError with framewatch's code; the dialect names it its cloud's way."""
+        action = ACTIONS.get(name) if name in actions else None
+        if action is None:
+            if not name:
+                raise ConfigError("MissingParameter", "The input parameter Action that is mandatory is not supplied.")
+            raise ConfigError("InvalidAction", f"The action {name} is not supported.")
+        if not await self.limiter.allow(f"{account_id}:{name}", action.rate):
+            raise ConfigError(action.throttle_code, f"At most {action.rate} {name} calls per second.", 429)
+        ctx = Context(
+            store=self.config.store,
+            account_id=account_id,
+            action=name,
+            params=Params(values, action.params),
+            allow_private_urls=self.allow_private_urls,
+            key_overlap=self.key_overlap,
+        )
+        fields = await action.handler(ctx)
+        if ctx.changed:
+            await self.config.changed()
+        return fields
 
     def _refusal(
         self, refused: ConfigError, name: str, account_id: int | None, request_id: str, request: web.Request, xml: bool
@@ -113,6 +123,16 @@ class AdminApi:
             self.failures.record(peer)
             raise ConfigError("AuthFailure.TokenFailure", "The token is not valid.", 401)
         return account_id
+
+    async def read_body(self, request: web.Request) -> bytes:
+        """The raw body, within the body cap and the read deadline."""
+        try:
+            async with asyncio.timeout(self.body_read_timeout):
+                return await request.read()
+        except TimeoutError:
+            raise ConfigError("RequestTimeout", f"Body not received within {self.body_read_timeout}s.", 408) from None
+        except web.HTTPRequestEntityTooLarge:
+            raise ConfigError("InvalidParameter", "The request body is too large.", 413) from None
 
     async def _read_form(self, request: web.Request) -> dict[str, str]:
         """The form body, within the body cap and the read deadline (a trickling client does not hold a handler)."""

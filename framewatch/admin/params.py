@@ -88,6 +88,14 @@ class Params:
             raise ConfigError("InvalidParameter", f"{name} must be an integer from 1 to {MAX_ID}.")
         return int(value)
 
+    def optional_integer(self, name: str, default: int, highest: int) -> int:
+        if not self.values.get(name, "").strip():
+            return default
+        value = self.integer(name)
+        if value > highest:
+            raise ConfigError("InvalidParameter", f"{name} must be at most {highest}.")
+        return value
+
     def boolean(self, name: str) -> bool | None:
         value = self.optional(name)
         if value is None:
