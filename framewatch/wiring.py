@@ -10,7 +10,8 @@ from aiohttp import web
 
 from framewatch.admin import api as admin_api
 from framewatch.admin import keys, throttle
-from framewatch.admin.tencent import TencentApi
+from framewatch.admin.alibaba import Nonces
+from framewatch.admin.cloud import CloudApi
 from framewatch.blobs.factory import local_root
 from framewatch.broker.publisher import Publisher
 from framewatch.broker.topology import Topology
@@ -41,6 +42,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         body_read_timeout=settings.body_read_timeout,
         vault=keys.vault_for(settings),
     )
+    cloud = CloudApi(api, Nonces(redis_url, settings.namespace))
     dedupe = dedupe_factory.create(settings)
     publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
 
@@ -56,6 +58,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         await publisher.close()
         await dedupe.close()
         await api.close()
+        await cloud.close()
         await config.close()
         await store.close()
 
@@ -76,7 +79,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         callbacks.router.add_static("/blobs", blob_root, follow_symlinks=False)
 
     admin_api.add_routes(admin, api)
-    admin.router.add_route("*", "/", TencentApi(api).handle)  # the cloud-compatible API: the official SDKs call /
+    admin.router.add_route("*", "/", cloud.handle)  # the cloud-compatible API: the official SDKs call /
     admin.router.add_get("/healthz", health.healthz)
     return callbacks, admin
 
