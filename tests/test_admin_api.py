@@ -117,11 +117,12 @@ async def test_rules_turn_callbacks_on_and_off(api: Api) -> None:
     template_id = await api.template()
     assert await api.callback("live.acme.com", 1) == 403  # callbacks are off until the domain is bound
     await api.ok("CreateLiveCallbackRule", DomainName="Live.Acme.com", AppName="", TemplateId=template_id)
-    assert (await api.ok("DescribeLiveCallbackRules"))["Rules"][0] | {"CreateTime": None} == {
+    assert (await api.ok("DescribeLiveCallbackRules"))["Rules"][0] | {"CreateTime": None, "UpdateTime": None} == {
         "DomainName": "live.acme.com",
         "AppName": "",
         "TemplateId": template_id,
         "CreateTime": None,
+        "UpdateTime": None,
     }
     assert await api.callback("live.acme.com", 2) == 200  # the change is live at once in this process
     assert await api.callback("live.acme.com", 3, key="wrongKey1") == 401

@@ -89,30 +89,28 @@ async def _own_template(ctx: Context, conn: AsyncConnection, template_id: int) -
     return row
 
 
+# The template parameters and the columns they land in.
+TEMPLATE_COLUMNS = {
+    "TemplateName": "name",
+    "Description": "description",
+    "CallbackKey": "callback_key",
+    "WebhookSecret": "webhook_secret",
+    **URL_PARAMS,
+}
+
+
 async def _template_values(ctx: Context) -> dict[str, Any]:
     """Column values for the template parameters given; an empty URL clears it."""
     p = ctx.params
-    values: dict[str, Any] = {}
-    if (name := p.optional("TemplateName")) is not None:
-        if not 1 <= len(name) <= 255:
-            raise ConfigError("InvalidParameter", "TemplateName must be 1 to 255 characters.")
-        values["name"] = name
-    if (description := p.optional("Description")) is not None:
-        if len(description) > 1024:
-            raise ConfigError("InvalidParameter", "Description must be at most 1024 characters.")
-        values["description"] = description
-    if (key := p.optional("CallbackKey")) is not None:
-        values["callback_key"] = validate.callback_key(key) if key else None  # optional, as at Tencent
+    given: dict[str, Any] = {}
+    for param, column in TEMPLATE_COLUMNS.items():
+        if (value := p.optional(param)) is not None:
+            given[column] = value
     if (levels := p.optional("RecordExceptionLevels")) is not None:
-        values["record_exception_levels"] = validate.record_exception_levels(levels.split(",") if levels else [])
+        given["record_exception_levels"] = levels.split(",") if levels else []
     if (allow_unsigned := p.boolean("AllowUnsigned")) is not None:
-        values["allow_unsigned"] = allow_unsigned
-    if (secret := p.optional("WebhookSecret")) is not None:
-        values["webhook_secret"] = webhook_secrets.validate(secret)
-    for param, column in URL_PARAMS.items():
-        if (url := p.optional(param)) is not None:
-            values[column] = await validate.notify_url(url, ctx.allow_private_urls) if url else None
-    return values
+        given["allow_unsigned"] = allow_unsigned
+    return await validate.template_columns(given, ctx.allow_private_urls)
 
 
 def _template_info(row: Any) -> dict[str, Any]:
@@ -134,7 +132,8 @@ def _template_info(row: Any) -> dict[str, Any]:
 async def create_template(ctx: Context) -> dict[str, Any]:
     ctx.params.required("TemplateName")
     values = await _template_values(ctx)
-    values.setdefault("webhook_secret", webhook_secrets.new())
+    if not values.get("webhook_secret"):
+        values["webhook_secret"] = webhook_secrets.new()
     now = int(time.time())
     async with ctx.change() as conn:
         await _refuse_taken_name(ctx, conn, values["name"])

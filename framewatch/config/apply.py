@@ -6,6 +6,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Table, delete, insert, select, update
@@ -103,19 +104,14 @@ async def apply_file(
         await store.close()
 
 
-async def check(spec: ConfigFile, allow_private_urls: bool) -> ConfigFile:
-    """The same validations the admin API applies, before anything is written."""
+async def check(spec: ConfigFile, allow_private_urls: bool) -> dict[str, dict[str, Any]]:
+    """The same validations the admin API applies, before anything is written; the templates' column values."""
     names = [tpl.name for tpl in spec.templates]
     if len(set(names)) != len(names):
         raise ConfigError("InvalidParameter", "template names must be unique")
-    for tpl in spec.templates:
-        if tpl.callback_key is not None:
-            validate.callback_key(tpl.callback_key)
-        if tpl.webhook_secret is not None:
-            webhook_secrets.validate(tpl.webhook_secret)
-        for name in t.NOTIFY_URL_FIELDS:
-            if url := getattr(tpl, name):
-                await validate.notify_url(url, allow_private_urls)
+    columns = {
+        tpl.name: await validate.template_columns(tpl.model_dump(), allow_private_urls) for tpl in spec.templates
+    }
     for rule in spec.rules:
         rule.domain = validate.domain(rule.domain)
     for notify in spec.detect_notify:
@@ -127,19 +123,19 @@ async def check(spec: ConfigFile, allow_private_urls: bool) -> ConfigFile:
     ):
         if len(set(domains)) != len(domains):
             raise ConfigError("InvalidParameter", f"{kind}: a domain appears twice (one domain, one template)")
-    return spec
+    return columns
 
 
 async def apply(
     store: ConfigStore, spec: ConfigFile, *, key_overlap: int, allow_private_urls: bool, prune: bool = False
 ) -> Report:
     """Upsert every template, rule and detect notify config the file names; with `prune`, remove the others."""
-    await check(spec, allow_private_urls)
+    columns = await check(spec, allow_private_urls)
     report = Report()
     async with store.engine.begin() as conn:
         account_id = await store.ensure_account(conn, spec.account)
     async with ownership.account_change(store, account_id) as conn:
-        template_ids = await _templates(conn, account_id, spec, key_overlap, report)
+        template_ids = await _templates(conn, account_id, columns, key_overlap, report)
         await _rules(conn, account_id, spec, template_ids, report, prune)
         await _detect_notify(conn, account_id, spec, report, prune)
         if prune:
@@ -151,39 +147,39 @@ async def apply(
 
 
 async def _templates(
-    conn: AsyncConnection, account_id: int, spec: ConfigFile, key_overlap: int, report: Report
+    conn: AsyncConnection, account_id: int, columns: dict[str, dict[str, Any]], key_overlap: int, report: Report
 ) -> dict[str, int]:
     now = int(time.time())
     rows = {
         row.name: row for row in await conn.execute(select(t.templates).where(t.templates.c.account_id == account_id))
     }
     ids: dict[str, int] = {}
-    for tpl in spec.templates:
-        wanted = tpl.model_dump(exclude={"callback_key", "webhook_secret"})
-        wanted["record_exception_levels"] = validate.record_exception_levels(tpl.record_exception_levels)
-        current = rows.get(tpl.name)
+    for name, given in columns.items():
+        wanted = {k: v for k, v in given.items() if k not in ("callback_key", "webhook_secret")}
+        key, secret = given["callback_key"], given["webhook_secret"]
+        current = rows.get(name)
         if current is None:
             result = await conn.execute(
                 insert(t.templates).values(
                     **wanted,
                     account_id=account_id,
-                    callback_key=tpl.callback_key,
-                    webhook_secret=tpl.webhook_secret or webhook_secrets.new(),
+                    callback_key=key,
+                    webhook_secret=secret or webhook_secrets.new(),
                     created_at=now,
                     updated_at=now,
                 )
             )
-            ids[tpl.name] = int(result.inserted_primary_key[0])
-            report.changes.append(f"template {tpl.name}: created")
+            ids[name] = int(result.inserted_primary_key[0])
+            report.changes.append(f"template {name}: created")
             continue
-        ids[tpl.name] = current.id
+        ids[name] = current.id
         values = {k: v for k, v in wanted.items() if getattr(current, k) != v}
-        if tpl.callback_key is None:
+        if key is None:
             values.update({"callback_key": None} if current.callback_key else {})
         else:
-            values.update(rotated_values(current, tpl.callback_key, key_overlap))
-        if tpl.webhook_secret is not None:
-            values.update(rotated_values(current, tpl.webhook_secret, key_overlap, WEBHOOK_SECRET_COLUMNS))
+            values.update(rotated_values(current, key, key_overlap))
+        if secret is not None:
+            values.update(rotated_values(current, secret, key_overlap, WEBHOOK_SECRET_COLUMNS))
         if values:
             await conn.execute(
                 update(t.templates).where(t.templates.c.id == current.id).values(**values, updated_at=now)
@@ -193,7 +189,7 @@ async def _templates(
                 + (["key rotated"] if "callback_key" in values else [])
                 + (["webhook secret rotated"] if "webhook_secret" in values else [])
             )
-            report.changes.append(f"template {tpl.name}: updated ({shown})")
+            report.changes.append(f"template {name}: updated ({shown})")
     return ids
 
 

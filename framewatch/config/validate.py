@@ -2,9 +2,13 @@
 
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
+from framewatch.config import webhook_secrets
 from framewatch.config.errors import ConfigError
+from framewatch.config.tables import NOTIFY_URL_FIELDS
 from framewatch.runtime.netguard import is_public, resolve
 
 CALLBACK_KEY = re.compile(r"[A-Za-z0-9]{1,32}")
@@ -27,6 +31,31 @@ def record_exception_levels(values: list[str]) -> str:
     if any(level not in RECORD_EXCEPTION_LEVELS for level in levels):
         raise ConfigError("InvalidParameter", "RecordExceptionLevels takes error and alarm.")
     return json.dumps(sorted(set(levels)))
+
+
+async def template_columns(given: Mapping[str, Any], allow_private_urls: bool) -> dict[str, Any]:
+    """Column values of a callback template from the fields given (by column name), each checked as its column
+    needs, for the admin API and `config apply` alike. None clears an optional field."""
+    columns: dict[str, Any] = {}
+    for column, value in given.items():
+        if column == "name":
+            if not 1 <= len(value) <= 255:
+                raise ConfigError("InvalidParameter", "TemplateName must be 1 to 255 characters.")
+        elif column == "description":
+            if len(value) > 1024:
+                raise ConfigError("InvalidParameter", "Description must be at most 1024 characters.")
+        elif column == "callback_key":
+            value = callback_key(value) if value else None  # optional, as at Tencent
+        elif column == "webhook_secret":
+            value = webhook_secrets.validate(value) if value else None
+        elif column == "record_exception_levels":
+            value = record_exception_levels(value)
+        elif column in NOTIFY_URL_FIELDS:
+            value = await notify_url(value, allow_private_urls) if value else None
+        elif column != "allow_unsigned":
+            raise ValueError(f"no template column {column!r}")
+        columns[column] = value
+    return columns
 
 
 def app_name(value: str) -> str:
