@@ -147,6 +147,13 @@ async def test_tencent_error_codes_reach_the_sdk(sdk: Sdk) -> None:
     )
 
 
+async def test_at_most_fifty_templates_as_tencent_says(sdk: Sdk) -> None:
+    for n in range(50):
+        await sdk("CreateLiveCallbackTemplate", TemplateName=f"t{n}", CallbackKey=KEY)
+    assert await sdk.refused("CreateLiveCallbackTemplate", TemplateName="t50") == "InternalError.ConfOutLimit"
+    assert len((await sdk("DescribeLiveCallbackTemplates")).Templates) == 50
+
+
 async def test_signatures_refused_as_tencent_refuses_them(sdk: Sdk, monkeypatch: pytest.MonkeyPatch) -> None:
     key_id, secret = sdk.key
     wrong_secret = client(sdk.ingress, key_id, secret[:-1] + ("A" if secret[-1] != "A" else "B"))
