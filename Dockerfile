@@ -5,7 +5,7 @@ COPY framewatch ./framewatch
 COPY ingest ./ingest
 COPY workers ./workers
 COPY schemas ./schemas
-RUN pip install --no-cache-dir . && useradd --system framewatch
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 framewatch
 USER framewatch
 ENV FRAMEWATCH_HOST=0.0.0.0
 # 8080: callbacks (public); 8090: admin (bind it with FRAMEWATCH_ADMIN_HOST, keep it internal); 8081: workers
