@@ -132,7 +132,16 @@ class StageRunner:
 
     async def start(self) -> None:
         await self.stage.start()
-        channel = await self.connection.channel()
+        await self.attach(self.connection)
+        log.info("stage_started", stage=self.stage.name, concurrency=self.stage.concurrency)
+
+    async def attach(self, connection: AbstractRobustConnection) -> None:
+        """Consume over this connection (at start, and when the process moves to another broker node); messages
+        taken over a previous connection and not acknowledged are redelivered by the broker."""
+        self.connection = connection
+        self._consumer_tag = None
+        self._retry_queues.clear()
+        channel = await connection.channel()
         await channel.set_qos(prefetch_count=self.stage.concurrency)
         await self.topology.declare(channel)
         for delay in self.stage.retries.ladder():
@@ -145,7 +154,6 @@ class StageRunner:
             self.topology.queue(name), durable=True, arguments=self.topology.queue_arguments(name)
         )
         await self.resume()
-        log.info("stage_started", stage=self.stage.name, concurrency=self.stage.concurrency)
 
     async def resume(self) -> None:
         if self._consumer_tag is None and self.queue is not None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 
+from framewatch.broker.nodes import Nodes, redact
 from framewatch.broker.publisher import Publisher, connect_until_up
 from framewatch.broker.topology import STAGES, Topology
 from framewatch.runtime.settings import Settings
@@ -15,6 +17,10 @@ from workers.runtime import Stage, StageRunner
 
 log = structlog.get_logger("framewatch.worker")
 
+# How long the consumer connection's node may stay away before the stages move to another node, and how often
+# that is checked.
+FAILOVER_AFTER = 5.0
+FAILOVER_CHECK = 0.5
 # Tencent IMS's documented default quota, calls per second.
 IMS_RATE = 100.0
 
@@ -93,8 +99,10 @@ class Workers:
         self.settings = settings
         self.stages = stages
         self.topology = Topology(settings.namespace)
+        self.nodes = Nodes(settings.amqp_url.get_secret_value())
         self.publisher = Publisher(settings.amqp_url.get_secret_value(), self.topology, settings.publish_timeout)
         self.connection: AbstractRobustConnection | None = None
+        self.node = ""  # the URL of the node the stages consume from
         self.runners: list[StageRunner] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -112,12 +120,37 @@ class Workers:
         self._task = asyncio.create_task(self._start(), name="workers-start")
 
     async def _start(self) -> None:
-        self.connection = await connect_until_up(self.settings.amqp_url.get_secret_value(), "framewatch-worker")
+        self.connection, self.node = await connect_until_up(self.nodes, "framewatch-worker")
         await self.publisher.wait_declared()  # outputs need a confirming channel before the first message is taken
         for stage in self.stages:
             runner = StageRunner(stage, self.connection, self.publisher, self.topology)
             await runner.start()
             self.runners.append(runner)
+        if len(self.nodes) > 1:
+            await self._fail_over()
+
+    async def _fail_over(self) -> None:
+        """A robust connection retries its own node only: when that node stays away longer than FAILOVER_AFTER,
+        the stages move to another node (the cluster's quorum queues are served by every node)."""
+        lost_since: float | None = None
+        while True:
+            await asyncio.sleep(FAILOVER_CHECK)
+            assert self.connection is not None
+            if self.connection.connected.is_set():
+                lost_since = None
+                continue
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since < FAILOVER_AFTER:
+                continue
+            log.warning("broker_failover", away=redact(self.node), seconds=round(time.monotonic() - lost_since, 1))
+            previous = self.connection
+            self.connection, self.node = await connect_until_up(self.nodes, "framewatch-worker")
+            for runner in self.runners:
+                await runner.attach(self.connection)
+            with contextlib.suppress(Exception):
+                await previous.close()  # stops its reconnecting: the stages consume over the new one only
+            log.info("broker_failed_over", url=redact(self.node))
+            lost_since = None
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():

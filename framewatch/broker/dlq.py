@@ -11,6 +11,8 @@ import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from framewatch.broker.nodes import Nodes
+from framewatch.broker.publisher import connect_any
 from framewatch.broker.topology import Topology
 
 # Headers the worker runtime sets on a retried or dead-lettered message; a replay removes them.
@@ -66,14 +68,14 @@ def describe(message: AbstractIncomingMessage) -> DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, url: str, topology: Topology, stage: str) -> None:
-        self.url = url
+    def __init__(self, urls: str, topology: Topology, stage: str) -> None:
+        self.nodes = Nodes(urls)
         self.topology = topology
         self.stage = stage
 
     @contextlib.asynccontextmanager
     async def _channel(self) -> AsyncIterator[AbstractChannel]:
-        connection = await aio_pika.connect(self.url, client_properties={"connection_name": "framewatch-dlq"})
+        connection = await connect_any(self.nodes, "framewatch-dlq")
         try:
             channel = await connection.channel(publisher_confirms=True)
             await self.topology.declare(channel)

@@ -15,9 +15,9 @@ from aio_pika.abc import AbstractRobustConnection
 
 from framewatch.broker import confirms
 from framewatch.broker.confirms import ConfirmingConnection, PublishError
+from framewatch.broker.nodes import Nodes, redact
 from framewatch.broker.topology import Topology
 from framewatch.runtime import metrics
-from framewatch.runtime.logs import redact_url
 
 log = structlog.get_logger("framewatch.broker")
 
@@ -27,23 +27,42 @@ UNREACHABLE = (TimeoutError, OSError, aiormq.exceptions.AMQPError)
 
 
 async def until_up(
-    attempt: Callable[[], Awaitable[T]], url: str, retry_on: tuple[type[Exception], ...] = UNREACHABLE
-) -> T:
-    """`attempt()` again and again, backing off from 0.5 s to 10 s, for as long as the broker is unreachable."""
+    attempt: Callable[[str], Awaitable[T]], nodes: Nodes, retry_on: tuple[type[Exception], ...] = UNREACHABLE
+) -> tuple[T, str]:
+    """`attempt(url)` on each node in turn, again and again, backing off from 0.5 s to 10 s after every round,
+    for as long as no node answers; the result and the node's URL."""
     delay = 0.5
     while True:
+        for _ in range(len(nodes)):
+            url = nodes.next()
+            try:
+                return await attempt(url), url
+            except retry_on as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("broker_unreachable", url=redact(url), error=error, retry_in=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+async def connect_until_up(nodes: Nodes, name: str) -> tuple[AbstractRobustConnection, str]:
+    """A robust connection to the first node that answers, retried with backoff while none does."""
+    return await until_up(
+        lambda url: aio_pika.connect_robust(url, client_properties={"connection_name": name}), nodes
+    )
+
+
+async def connect_any(nodes: Nodes, name: str) -> aio_pika.abc.AbstractConnection:
+    """A plain connection to the first node that answers, each tried once (one-shot commands)."""
+    error: BaseException | None = None
+    for _ in range(len(nodes)):
+        url = nodes.next()
         try:
-            return await attempt()
-        except retry_on as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("broker_unreachable", url=redact_url(url), error=error, retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-
-async def connect_until_up(url: str, name: str) -> AbstractRobustConnection:
-    """A robust connection, retried with backoff for as long as the broker is unreachable."""
-    return await until_up(lambda: aio_pika.connect_robust(url, client_properties={"connection_name": name}), url)
+            return await aio_pika.connect(url, client_properties={"connection_name": name})
+        except UNREACHABLE as exc:
+            error = exc
+            log.warning("broker_unreachable", url=redact(url), error=f"{type(exc).__name__}: {exc}")
+    assert error is not None
+    raise error
 
 
 # Read when /metrics is scraped, not updated per message; `framewatch run` has two publishers (ingress, workers).
@@ -59,8 +78,8 @@ class Publisher:
     or within `timeout`, never later.
     """
 
-    def __init__(self, url: str, topology: Topology, timeout: float, name: str = "framewatch") -> None:
-        self.url = url
+    def __init__(self, urls: str, topology: Topology, timeout: float, name: str = "framewatch") -> None:
+        self.nodes = Nodes(urls)
         self.topology = topology
         self.timeout = timeout
         self.name = name
@@ -91,25 +110,26 @@ class Publisher:
         connected_before = False
         while not self._closing:
             # Whatever fails, this loop must go on: publishing waits for it.
-            connection = await until_up(self._open, self.url, retry_on=(Exception,))
+            # Every reconnect starts from the next node: a node that died is not waited for.
+            connection, url = await until_up(self._open, self.nodes, retry_on=(Exception,))
             self.connection = connection
             self._declared.set()
             metrics.BROKER_CONNECTED.set(1)
-            log.info("broker_reconnected" if connected_before else "broker_connected", url=redact_url(self.url))
+            log.info("broker_reconnected" if connected_before else "broker_connected", url=redact(url))
             connected_before = True
             reason = await connection.closed
             metrics.BROKER_CONNECTED.set(0)
             if not self._closing:  # our own close on shutdown is not worth a warning
                 log.warning("broker_connection_lost", reason=reason)
 
-    async def _open(self) -> ConfirmingConnection:
-        await self._declare()
-        return await confirms.connect(self.url, self.name, timeout=self.timeout)
+    async def _open(self, url: str) -> ConfirmingConnection:
+        await self._declare(url)
+        return await confirms.connect(url, self.name, timeout=self.timeout)
 
-    async def _declare(self) -> None:
+    async def _declare(self, url: str) -> None:
         """Exchanges and queues, on a short aio-pika connection: idempotent, and again after every reconnect
         (a broker that lost its definitions gets them back)."""
-        connection = await aio_pika.connect(self.url, client_properties={"connection_name": f"{self.name}-declare"})
+        connection = await aio_pika.connect(url, client_properties={"connection_name": f"{self.name}-declare"})
         try:
             await self.topology.declare(await connection.channel())
         finally:

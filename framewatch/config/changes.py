@@ -15,7 +15,8 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
-from framewatch.broker.publisher import connect_until_up
+from framewatch.broker.nodes import Nodes
+from framewatch.broker.publisher import connect_any, connect_until_up
 from framewatch.broker.topology import Topology
 
 log = structlog.get_logger("framewatch.config")
@@ -34,7 +35,7 @@ class ChangeFeed:
         self._task = asyncio.create_task(self._listen(on_change), name="config-changes")
 
     async def _listen(self, on_change: Callable[[], None]) -> None:
-        self.connection = await connect_until_up(self.amqp_url, "framewatch-config")
+        self.connection, _ = await connect_until_up(Nodes(self.amqp_url), "framewatch-config")
         self.connection.reconnect_callbacks.add(lambda *_: on_change())
         channel = await self.connection.channel()
         self.exchange = await self._declare(channel)
@@ -55,8 +56,9 @@ class ChangeFeed:
         """Best effort: a process that does not hear it reloads on its next poll."""
         try:
             if self.exchange is None:  # a one-shot caller (the CLI) that does not listen
-                async with asyncio.timeout(3):
-                    connection = await aio_pika.connect(self.amqp_url)
+                nodes = Nodes(self.amqp_url)
+                async with asyncio.timeout(3 * len(nodes)):
+                    connection = await connect_any(nodes, "framewatch-announce")
                     async with connection:
                         exchange = await self._declare(await connection.channel())
                         await exchange.publish(self._message(revision), routing_key="")

@@ -1,0 +1,117 @@
+"""AMQP_URL listing several nodes: every connection tries them in turn, a node that dies is left for another, and no
+URL's password reaches a log line. The nodes here are TCP relays of this test's own in front of the real broker,
+so that one can die (its listener and every connection through it) while the broker lives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+import structlog.testing
+
+from tests.conftest import apply_config, serve_workers, settings_from
+from tests.helpers import Broker, free_port, queue_callbacks, sample, wait_until
+from tests.sink import Sink
+
+
+class Relay:
+    """A broker node as the workers see it: a port that forwards to the real broker, until it dies."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> Relay:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        return self
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", 5672)
+        self.connections |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    @property
+    def clients(self) -> int:
+        return sum(1 for w in self.connections if not w.is_closing()) // 2
+
+    async def die(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.connections:
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+async def relays() -> AsyncIterator[list[Relay]]:
+    started = [await Relay().start(), await Relay().start()]
+    yield started
+    for relay in started:
+        with contextlib.suppress(Exception):
+            await relay.die()
+
+
+def url(port: int, password: str = "guest") -> str:
+    return f"amqp://guest:{password}@127.0.0.1:{port}/"
+
+
+async def test_a_dead_node_in_the_list_is_passed_over_and_no_password_is_logged(
+    worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, amqp: None, broker: Broker
+) -> None:
+    sink = await Sink().start()
+    try:
+        nodes = f"{url(free_port())},{url(5672)}"  # the first answers nothing
+        settings = settings_from(monkeypatch, worker_env, amqp_url=nodes, deliver_tries="3", deliver_interval="0.2")
+        await apply_config(settings, _config(sink))
+        with structlog.testing.capture_logs() as logs:
+            async with serve_workers(settings, ["deliver"]):
+                await queue_callbacks(broker.namespace, [{**sample("stream_begin"), "app": "test.app"}])
+                await wait_until(lambda: len(sink.deliveries["/stream"]) == 1, timeout=15)
+    finally:
+        await sink.stop()
+    assert "guest:guest@" not in repr(logs)
+    assert any("guest:***@" in str(line.get("url", "")) for line in logs)
+
+
+async def test_when_the_node_dies_the_stages_move_to_another(
+    worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, amqp: None, broker: Broker, relays: list[Relay]
+) -> None:
+    sink = await Sink().start()
+    try:
+        nodes = ",".join(url(relay.port) for relay in relays)
+        settings = settings_from(monkeypatch, worker_env, amqp_url=nodes, deliver_tries="3", deliver_interval="0.2")
+        await apply_config(settings, _config(sink))
+        async with serve_workers(settings, ["deliver"]) as workers:
+            first = [{**sample("stream_begin"), "app": "test.app", "sequence": "before"}]
+            await queue_callbacks(broker.namespace, first)
+            await wait_until(lambda: len(sink.deliveries["/stream"]) == 1, timeout=15)
+            consuming = next(relay for relay in relays if f":{relay.port}/" in workers.node)  # the consumers' node
+            await consuming.die()
+            after = [{**sample("stream_begin"), "app": "test.app", "sequence": f"after{n}"} for n in range(5)]
+            await queue_callbacks(broker.namespace, after)
+            # The robust connection keeps knocking on the dead node; within FAILOVER_AFTER it moves on.
+            await wait_until(lambda: len(sink.deliveries["/stream"]) == 6, timeout=30)
+            assert workers.ready
+    finally:
+        await sink.stop()
+
+
+def _config(sink: Sink) -> str:
+    from tests.helpers import KEY, WEBHOOK_SECRET
+
+    return (
+        f'account = "default"\n[[templates]]\nname = "main"\ncallback_key = "{KEY}"\n'
+        f'webhook_secret = "{WEBHOOK_SECRET}"\nstream_begin_notify_url = "{sink.url("/stream")}"\n'
+        '[[rules]]\ndomain = "test.app"\ntemplate = "main"\n'
+    )
