@@ -14,6 +14,7 @@ from pathlib import Path
 import aio_pika
 import orjson
 import pytest
+import structlog.testing
 
 from framewatch.broker import confirms
 from framewatch.broker.publisher import Publisher, PublishError
@@ -83,6 +84,31 @@ async def test_a_full_queue_nacks_and_says_so(publisher: Publisher, namespace: s
                     refusals.append(exc.reason)
             assert refusals and set(refusals) == {"nack"}
             await publish(publisher, 9)  # the channel goes on
+        finally:
+            await channel.queue_delete(name)
+
+
+async def test_nacks_in_a_row_make_the_publisher_start_over_on_a_new_connection(
+    publisher: Publisher, namespace: str
+) -> None:
+    """A channel nacked again and again (as RabbitMQ can do after a quorum queue's leader election) is not kept:
+    after NACKS_BEFORE_REOPEN the publisher reconnects, and publishing goes on over the new connection."""
+    name = f"{namespace}.bounded"
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection, connection.channel() as channel:
+        arguments = {"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "reject-publish"}
+        await channel.declare_queue(name, durable=True, arguments=arguments)
+        try:
+            first = publisher.connection
+            with structlog.testing.capture_logs() as logs:
+                for n in range(confirms.NACKS_BEFORE_REOPEN + 5):
+                    with contextlib.suppress(PublishError):
+                        await publish(publisher, n, routing_key=name, exchange="")
+                    if publisher.connection is not first:
+                        break
+                await wait_until(lambda: publisher.ready and publisher.connection is not first, timeout=10)
+            assert any("nacks in a row" in str(line.get("reason", "")) for line in logs)
+            await publish(publisher, 99)  # served over the new connection
         finally:
             await channel.queue_delete(name)
 

@@ -31,6 +31,9 @@ _CONTENT_HEAD = struct.Struct(">BHIHHQ")  # frame head, then class 60 (basic), w
 _ACK_METHOD = b"\x00\x3c\x00\x50"  # basic.ack: class 60, method 80
 _ACK_ARGS = struct.Struct(">QB")  # delivery tag, bits (multiple)
 _HEARTBEAT = b"\x08\x00\x00\x00\x00\x00\x00\xce"  # type 8, channel 0, no payload
+# Nacks in a row, with no ack between, after which the connection is reopened (RabbitMQ can keep nacking a channel
+# that published during a quorum queue's leader election; a new channel is served at once).
+NACKS_BEFORE_REOPEN = 20
 _CAPABILITIES = {
     "publisher_confirms": True,
     "basic.nack": True,
@@ -114,6 +117,7 @@ class ConfirmingConnection(asyncio.Protocol):
         self._pending: dict[int, tuple[asyncio.Future[None], str, float]] = {}
         self._returned: dict[int, PublishError] = {}
         self._returning: PublishError | None = None
+        self._nacks_in_a_row = 0
         self._methods: dict[tuple[str, str], bytes] = {}
         self._expiry: asyncio.TimerHandle | None = None
         self._heartbeat_timer: asyncio.TimerHandle | None = None
@@ -225,6 +229,7 @@ class ConfirmingConnection(asyncio.Protocol):
                 return
             if kind == 1 and size == 13 and buffer[offset + 7 : offset + 11] == _ACK_METHOD:
                 tag, bits = _ACK_ARGS.unpack_from(buffer, offset + 11)
+                self._nacks_in_a_row = 0
                 self._settle(tag, bool(bits & 1), None)
             elif kind != 8:  # 8: a heartbeat, which only proves the broker alive
                 self._on_frame(bytes(buffer[offset:end]))
@@ -237,6 +242,11 @@ class ConfirmingConnection(asyncio.Protocol):
             case commands.Basic.Nack():
                 failure = PublishError("nack", "the broker refused the message (a full queue rejects publishes)")
                 self._settle(frame.delivery_tag, frame.multiple, failure)
+                self._nacks_in_a_row += 1
+                if self._nacks_in_a_row >= NACKS_BEFORE_REOPEN:
+                    # A channel that published to a quorum queue during a leader election can be nacked for good
+                    # while a new one works at once: start over on a new connection (the next node) after so many.
+                    self._fail_connection(f"{self._nacks_in_a_row} nacks in a row: reopening")
             case commands.Basic.Return():
                 self._returning = PublishError("unroutable", f"{frame.reply_code} {frame.reply_text}")
             case ContentHeader() if self._returning is not None:
