@@ -69,23 +69,30 @@ async def test_an_unroutable_message_is_refused_and_the_next_one_goes_through(
     assert await broker.count("fetch") == 1
 
 
-async def test_a_full_queue_nacks_and_says_so(publisher: Publisher, namespace: str) -> None:
+@contextlib.asynccontextmanager
+async def full_queue(namespace: str) -> AsyncIterator[str]:
+    """A quorum queue of one message that rejects publishes past it (reject-publish): the broker nacks them."""
     name = f"{namespace}.bounded"
     connection = await aio_pika.connect(AMQP_URL)
     async with connection, connection.channel() as channel:
         arguments = {"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "reject-publish"}
         await channel.declare_queue(name, durable=True, arguments=arguments)
         try:
-            refusals = []
-            for n in range(4):  # a quorum queue checks its limit after each enqueue: it may hold one more
-                try:
-                    await publish(publisher, n, routing_key=name, exchange="")
-                except PublishError as exc:
-                    refusals.append(exc.reason)
-            assert refusals and set(refusals) == {"nack"}
-            await publish(publisher, 9)  # the channel goes on
+            yield name
         finally:
             await channel.queue_delete(name)
+
+
+async def test_a_full_queue_nacks_and_says_so(publisher: Publisher, namespace: str) -> None:
+    async with full_queue(namespace) as name:
+        refusals = []
+        for n in range(4):  # a quorum queue checks its limit after each enqueue: it may hold one more
+            try:
+                await publish(publisher, n, routing_key=name, exchange="")
+            except PublishError as exc:
+                refusals.append(exc.reason)
+        assert refusals and set(refusals) == {"nack"}
+        await publish(publisher, 9)  # the channel goes on
 
 
 async def test_nacks_in_a_row_make_the_publisher_start_over_on_a_new_connection(
@@ -93,24 +100,17 @@ async def test_nacks_in_a_row_make_the_publisher_start_over_on_a_new_connection(
 ) -> None:
     """A channel nacked again and again (as RabbitMQ can do after a quorum queue's leader election) is not kept:
     after NACKS_BEFORE_REOPEN the publisher reconnects, and publishing goes on over the new connection."""
-    name = f"{namespace}.bounded"
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection, connection.channel() as channel:
-        arguments = {"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "reject-publish"}
-        await channel.declare_queue(name, durable=True, arguments=arguments)
-        try:
-            first = publisher.connection
-            with structlog.testing.capture_logs() as logs:
-                for n in range(confirms.NACKS_BEFORE_REOPEN + 5):
-                    with contextlib.suppress(PublishError):
-                        await publish(publisher, n, routing_key=name, exchange="")
-                    if publisher.connection is not first:
-                        break
-                await wait_until(lambda: publisher.ready and publisher.connection is not first, timeout=10)
-            assert any("nacks in a row" in str(line.get("reason", "")) for line in logs)
-            await publish(publisher, 99)  # served over the new connection
-        finally:
-            await channel.queue_delete(name)
+    async with full_queue(namespace) as name:
+        first = publisher.connection
+        with structlog.testing.capture_logs() as logs:
+            for n in range(confirms.NACKS_BEFORE_REOPEN + 5):
+                with contextlib.suppress(PublishError):
+                    await publish(publisher, n, routing_key=name, exchange="")
+                if publisher.connection is not first:
+                    break
+            await wait_until(lambda: publisher.ready and publisher.connection is not first, timeout=10)
+        assert any("nacks in a row" in str(line.get("reason", "")) for line in logs)
+        await publish(publisher, 99)  # served over the new connection
 
 
 @pytest.mark.slow
