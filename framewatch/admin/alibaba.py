@@ -112,7 +112,7 @@ class AlibabaApi:
             body = await self.api.read_body(request) if request.method == "POST" else b""
             if body and request.content_type == "application/x-www-form-urlencoded":
                 values.update(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
-            account_id = await self._authenticate(request, values, body)
+            account_id = await self._authenticate(request, values)
             version = request.headers.get("x-acs-version") or values.get("Version", VERSION)
             if version != VERSION:
                 raise ConfigError("InvalidVersion", f"Specified parameter Version is not valid: use {VERSION}.")
@@ -131,19 +131,15 @@ class AlibabaApi:
         log.info("admin_call", dialect="alibaba", action=name, account=account_id, request_id=request_id)
         return responses.success(name, request_id, fields, xml)
 
-    async def _authenticate(self, request: web.Request, values: dict[str, str], body: bytes) -> int:
-        peer = request.remote or "unknown"
-        failures = self.api.failures
-        if failures.blocked(peer):
-            raise ConfigError("Throttling.User", "Too many failed authentications from this address.", 400)
-        try:
-            if request.headers.get("Authorization", "").startswith("ACS3-"):
-                return await self._v3(request, values)
-            return await self._rpc(request, values)
-        except ConfigError as refused:
-            if refused.code in AUTH_CODES:
-                failures.record(peer)
-            raise
+    async def _authenticate(self, request: web.Request, values: dict[str, str]) -> int:
+        v3 = request.headers.get("Authorization", "").startswith("ACS3-")
+        blocked = ConfigError("Throttling.User", "Too many failed authentications from this address.", 400)
+        return await self.api.guarded(
+            request,
+            lambda: self._v3(request, values) if v3 else self._rpc(request, values),
+            blocked,
+            lambda refused: refused.code in AUTH_CODES,
+        )
 
     async def _key(self, key_id: str) -> keys.ActiveKey:
         key = await keys.lookup(self.api.config.store, self.api.vault, key_id)

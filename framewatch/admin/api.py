@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -110,17 +110,35 @@ class AdminApi:
             headers = {"WWW-Authenticate": "Bearer"}
         return responses.error(refused.code, refused.message, refused.status, request_id, request.host, xml, headers)
 
-    async def _authenticate(self, request: web.Request) -> int:
+    async def guarded(
+        self,
+        request: web.Request,
+        verify: Callable[[], Awaitable[int]],
+        blocked: ConfigError,
+        counts: Callable[[ConfigError], bool],
+    ) -> int:
+        """The account `verify` authenticates, for every dialect: a peer past its failed authentications gets
+        `blocked` without a lookup, and each refusal that `counts` is one more failure of the peer's."""
         peer = request.remote or "unknown"
         if self.failures.blocked(peer):
-            raise ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.", 429)
+            raise blocked
+        try:
+            return await verify()
+        except ConfigError as refused:
+            if counts(refused):
+                self.failures.record(peer)
+            raise
+
+    async def _authenticate(self, request: web.Request) -> int:
+        blocked = ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.", 429)
+        return await self.guarded(request, lambda: self._bearer(request), blocked, lambda _: True)
+
+    async def _bearer(self, request: web.Request) -> int:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            self.failures.record(peer)
             raise ConfigError("AuthFailure.InvalidAuthorization", "Send Authorization: Bearer <account token>.", 401)
         account_id = await accounts.authenticate(self.config.store, token.strip())
         if account_id is None:
-            self.failures.record(peer)
             raise ConfigError("AuthFailure.TokenFailure", "The token is not valid.", 401)
         return account_id
 
@@ -136,13 +154,8 @@ class AdminApi:
 
     async def _read_form(self, request: web.Request) -> dict[str, str]:
         """The form body, within the body cap and the read deadline (a trickling client does not hold a handler)."""
-        try:
-            async with asyncio.timeout(self.body_read_timeout):
-                form = await request.post()
-        except TimeoutError:
-            raise ConfigError("RequestTimeout", f"Body not received within {self.body_read_timeout}s.", 408) from None
-        except web.HTTPRequestEntityTooLarge:
-            raise ConfigError("InvalidParameter", "The request body is too large.", 413) from None
+        await self.read_body(request)  # aiohttp keeps it: the form is parsed from what was read
+        form = await request.post()
         return {k: v for k, v in form.items() if isinstance(v, str)}
 
 

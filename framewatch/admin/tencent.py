@@ -94,16 +94,13 @@ class TencentApi:
         return _answer({**_tencent_shapes(name, fields), "RequestId": request_id})
 
     async def _authenticate(self, request: web.Request, body: bytes) -> int:
-        peer = request.remote or "unknown"
-        failures = self.api.failures
-        if failures.blocked(peer):
-            raise ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.")
-        try:
-            return await self._verify(request, body)
-        except ConfigError as refused:
-            if refused.code.startswith("AuthFailure"):
-                failures.record(peer)
-            raise
+        blocked = ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.")
+        return await self.api.guarded(
+            request,
+            lambda: self._verify(request, body),
+            blocked,
+            lambda refused: refused.code.startswith("AuthFailure"),
+        )
 
     async def _verify(self, request: web.Request, body: bytes) -> int:
         found = _AUTHORIZATION.match(request.headers.get("Authorization", "").strip())
