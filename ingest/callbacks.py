@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import structlog
 from aiohttp import web
@@ -17,12 +15,10 @@ from framewatch.dedupe.base import Claim, DedupeStore
 from framewatch.providers.base import Provider, RawRequest
 from framewatch.providers.refusals import Reason, Refused
 from framewatch.runtime import metrics
-from framewatch.runtime.logs import Occasionally
 from ingest.refusals import refusal_response
 
 log = structlog.get_logger("framewatch.ingest")
 _OK_BODY = b'{"code":0}'
-T = TypeVar("T")
 
 
 class CallbackHandler:
@@ -44,7 +40,6 @@ class CallbackHandler:
         self.body_read_timeout = body_read_timeout
         self._accepted = metrics.CALLBACKS.labels(provider.name, "accepted", "")
         self._duplicate = metrics.CALLBACKS.labels(provider.name, "duplicate", "")
-        self._dedupe_warnings = Occasionally()
 
     def add_routes(self, app: web.Application) -> None:
         # Every method: a method the cloud never uses gets the contract's JSON refusal, not aiohttp's text.
@@ -78,7 +73,8 @@ class CallbackHandler:
         self.provider.verify(incoming, raw, binding.template, now)
 
         message = self.provider.message(incoming, now)
-        claim = await self._dedupe(self.dedupe.claim, message.id, Claim.NEW)
+        # The window never fails a callback: a shared one that does not answer falls back on its own (Breaker).
+        claim = await self.dedupe.claim(message.id)
         if claim is Claim.DONE:
             self._duplicate.inc()
             return web.Response(body=_OK_BODY, content_type="application/json")
@@ -90,9 +86,9 @@ class CallbackHandler:
                 headers=message.headers(),
             )
         except PublishError as exc:
-            await self._dedupe(self.dedupe.release, message.id, None)  # the retry must go through
+            await self.dedupe.release(message.id)  # the retry must go through
             raise Refused(Reason.BrokerUnavailable, f"not queued, retry later: {exc}") from None
-        await self._dedupe(self.dedupe.confirm, message.id, None)
+        await self.dedupe.confirm(message.id)
         self._accepted.inc()
         log.debug("callback_accepted", event_id=message.id, domain=incoming.domain, kind=message.kind)
         return web.Response(body=_OK_BODY, content_type="application/json")
@@ -124,14 +120,3 @@ class CallbackHandler:
             raise Refused(Reason.BodyTooLarge, f"body over {cap} bytes") from None
         except TimeoutError:
             raise Refused(Reason.BodyTimeout, f"body not received within {self.body_read_timeout}s") from None
-
-    async def _dedupe(self, call: Callable[[str], Awaitable[T]], event_id: str, fallback: T) -> T:
-        """The window is an optimisation: if its store fails, carry on as for a new id (a duplicate is harmless,
-        a refusal or a loss is not). An unreleased claim expires by itself after pending_ttl."""
-        try:
-            return await call(event_id)
-        except Exception as exc:
-            metrics.DEDUPE_ERRORS.inc()
-            if (left_out := self._dedupe_warnings.due()) is not None:  # Redis down: not a line per callback
-                log.warning("dedupe_unavailable", error=str(exc), event_id=event_id, left_out=left_out)
-            return fallback

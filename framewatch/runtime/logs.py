@@ -2,7 +2,6 @@
 
 import logging
 import sys
-import time
 
 import orjson
 import structlog
@@ -26,30 +25,3 @@ def configure(level: str = "info") -> None:
     logging.basicConfig(
         level=max(threshold, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s"
     )
-
-
-class Occasionally:
-    """For a warning that can repeat per request (a dependency down): at most one line per `interval` seconds,
-    carrying how many were left out since the last one. Counting every occurrence is the metrics' job."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        self.interval = interval
-        self._next = 0.0
-        self._left_out = 0
-
-    def due(self) -> int | None:
-        """None when this occurrence is left out; else how many were left out before it."""
-        now = time.monotonic()
-        if now < self._next:
-            self._left_out += 1
-            return None
-        left_out, self._left_out, self._next = self._left_out, 0, now + self.interval
-        return left_out
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for a log line."""
-    from yarl import URL
-
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else url
