@@ -29,6 +29,7 @@ from aliyunsdklive.request.v20161101 import (
 )
 
 from tests.conftest import RunningIngress, serve_ingress, settings_from
+from tests.helpers import run_cli
 from tests.test_cloud_api_tencent import key_pair
 
 PUBLIC = "https://93.184.215.14/hooks"
@@ -167,8 +168,6 @@ async def test_signatures_refused_as_alibaba_refuses_them(clouds: Clouds, monkey
         patched.setattr(parameter_helper, "get_uuid", lambda: "framewatch-test-nonce-1")
         assert (await rpc.refused("Describe", DomainName="a.acme.com"))[1] == "InvalidConfig.NotFound"
         assert await rpc.refused("Describe", DomainName="a.acme.com") == (400, "SignatureNonceUsed")
-
-    from tests.helpers import run_cli
 
     assert run_cli("accounts", "keys", "revoke", "acme", rpc.key_id, env=clouds.env).returncode == 0
     assert await rpc.refused("Describe", DomainName="a.acme.com") == (404, "InvalidAccessKeyId.NotFound")
