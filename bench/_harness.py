@@ -57,6 +57,26 @@ class WrkResult:
     p50_ms: float = 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has spent so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def histogram_quantile(metrics_text: str, name: str, q: float) -> float | None:
+    """The q-quantile of a Prometheus histogram in exposition text, read off its cumulative buckets (the upper
+    bound of the bucket holding it)."""
+    buckets = []
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    return next(bound for bound, count in buckets if count >= q * total)
+
+
 def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 

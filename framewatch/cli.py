@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from framewatch import __version__
+from framewatch.broker.topology import STAGES
 from framewatch.runtime import logs
 from framewatch.runtime.settings import Settings, get_settings
 
@@ -34,7 +35,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from framewatch.broker.topology import STAGES
     from framewatch.runtime.serve import serve
     from framewatch.wiring import worker_listeners
 
@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--admin-port", type=int, help="admin listener's port (default FRAMEWATCH_ADMIN_PORT)")
     run.set_defaults(func=cmd_run)
 
-    worker = commands.add_parser("worker", help="run worker stages: fetch, moderate, deliver (or all)")
-    worker.add_argument("stages", nargs="+", choices=["fetch", "moderate", "deliver", "all"], metavar="STAGE")
+    worker = commands.add_parser("worker", help=f"run worker stages: {', '.join(STAGES)} (or all)")
+    worker.add_argument("stages", nargs="+", choices=[*STAGES, "all"], metavar="STAGE")
     worker.add_argument("--port", type=int, help="health and metrics port (default FRAMEWATCH_WORKER_PORT)")
     worker.set_defaults(func=cmd_worker)
 
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("purge", "delete every dead letter of the stage"),
     ):
         sub = dlq_commands.add_parser(name, help=text)
-        sub.add_argument("stage", choices=["fetch", "moderate", "deliver"], metavar="STAGE")
+        sub.add_argument("stage", choices=list(STAGES), metavar="STAGE")
         if name == "replay":
             sub.add_argument("ids", nargs="*", help="only these event ids (default: all)")
         sub.set_defaults(func=cmd_dlq)

@@ -12,16 +12,21 @@ from framewatch.admin import api as admin_api
 from framewatch.admin import keys, throttle
 from framewatch.admin.alibaba import Nonces
 from framewatch.admin.cloud import CloudApi
+from framewatch.blobs import factory as blob_factory
 from framewatch.blobs.factory import local_root
 from framewatch.broker.publisher import Publisher
 from framewatch.broker.topology import Topology
 from framewatch.config.live import live_config
+from framewatch.console import app as console_app
 from framewatch.dedupe import factory as dedupe_factory
 from framewatch.providers import registry
 from framewatch.runtime import health
 from framewatch.runtime.serve import Listener
 from framewatch.runtime.settings import Settings
+from framewatch.streams.covers import Covers
+from framewatch.streams.store import StreamStore
 from ingest.app import add_callback_routes
+from ingest.covers import add_cover_routes
 from workers.service import Workers, build_stage
 
 
@@ -41,14 +46,30 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         key_overlap=settings.key_rotation_overlap,
         body_read_timeout=settings.body_read_timeout,
         vault=keys.vault_for(settings),
+        public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
     )
     cloud = CloudApi(api, Nonces(redis_url, settings.namespace))
     dedupe = dedupe_factory.create(settings)
     publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
+    blobs = blob_factory.create(settings)
+    streams = StreamStore(store.engine)
+    covers = Covers(streams, blobs)
+    console = console_app.Console(
+        config,
+        streams,
+        covers,
+        blobs,
+        publisher,
+        amqp_urls=settings.amqp_url.get_secret_value(),
+        topology=Topology(settings.namespace),
+        session_ttl=settings.console_session_ttl,
+        secure_cookie=settings.console_secure_cookie,
+    )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await store.migrate()  # the ingress owns the config store: it brings the schema up to date
         await config.start()
+        await blobs.start()
         publisher.start()
         # Everything alive now lives as long as the process: keep it out of every future collection.
         gc.collect()
@@ -60,6 +81,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         await api.close()
         await cloud.close()
         await config.close()
+        await blobs.close()
         await store.close()
 
     callbacks.cleanup_ctx.append(lifecycle)
@@ -72,6 +94,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         body_max_bytes=settings.body_max_bytes,
         body_read_timeout=settings.body_read_timeout,
     )
+    add_cover_routes(callbacks, covers, settings.cover_max_age)
     health.add_routes(callbacks, {"broker": lambda: publisher.ready})
     blob_root = local_root(settings)
     if blob_root is not None:  # frames and thumbnails in a local directory: the platform fetches them here
@@ -81,6 +104,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     admin_api.add_routes(admin, api)
     admin.router.add_route("*", "/", cloud.handle)  # the cloud-compatible API: the official SDKs call /
     admin.router.add_get("/healthz", health.healthz)
+    console_app.add_routes(admin, console)
     return callbacks, admin
 
 

@@ -72,7 +72,7 @@ class CallbackReceived(BaseModel):
     event_type: int | str  # the provider's own name for the event, for people reading it
     received_at: float  # Unix seconds
     stream: Stream | None = None
-    screenshot: Screenshot | None = None  # kind "screenshot"
+    screenshot: Screenshot | None = None  # kind "screenshot": the frame stored; "image_moderation": the frame judged
     verdict: Verdict | None = None  # kind "image_moderation": the provider's own verdict
     event: dict[str, Any]  # the provider's body, every field as received
 
@@ -134,6 +134,7 @@ class FrameModerated(BaseModel):
     frame: FrameStored | None = None
     callback: CallbackReceived | None = None
     verdict: Verdict | None = None
+    moderated_at: float | None = None  # Unix seconds: when the verdict was known (covers' latency is counted from it)
 
     @property
     def kind(self) -> Kind:

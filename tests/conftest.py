@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from tests.helpers import (
     wait_until,
 )
 from tests.imageserver import ImageServer
+from tests.moderation_api import RedFlagApi
+from tests.sink import Sink
 from workers.runtime import RETRY_AFTER_RUNGS
 from workers.service import Workers, build_stage
 
@@ -42,6 +44,7 @@ ALL_DELAYS = {
     *RETRY_AFTER_RUNGS,
     *_DEFAULTS["fetch_retry_delays"].default,
     *_DEFAULTS["moderation_retry_delays"].default,
+    *_DEFAULTS["streams_retry_delays"].default,
     _DEFAULTS["deliver_interval"].default,
     _DEFAULTS["deliver_screenshot_interval"].default,
 }
@@ -218,6 +221,59 @@ def worker_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
         "FRAMEWATCH_MODERATION_RETRY_DELAYS": ",".join(map(str, TEST_RETRY_DELAYS)),
         "FRAMEWATCH_SHUTDOWN_TIMEOUT": "3",
     }
+
+
+@pytest.fixture
+def pipeline_env(worker_env: dict[str, str]) -> dict[str, str]:
+    """Workers that give up soon: a few tries 0.2 s apart."""
+    return {
+        **worker_env,
+        "FRAMEWATCH_DELIVER_TRIES": "3",
+        "FRAMEWATCH_DELIVER_INTERVAL": "0.2",
+        "FRAMEWATCH_DELIVER_SCREENSHOT_TRIES": "3",
+        "FRAMEWATCH_DELIVER_SCREENSHOT_INTERVAL": "0.2",
+        "FRAMEWATCH_MODERATION_RETRY_DELAYS": "0.2,0.4",
+        "FRAMEWATCH_MODERATION_BACKEND": "none",
+    }
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    """The platform's receiving URLs."""
+    running = await Sink().start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def moderation_api() -> AsyncIterator[RedFlagApi]:
+    """A moderation API flagging the mostly-red frames (ImageServer's /bad/ ones)."""
+    api = await RedFlagApi().start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3-compatible server (moto, server mode) on loopback; yields its endpoint. Moto keeps buckets per
+    process: each test uses a bucket of its own."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch.delenv("FRAMEWATCH_BLOB_PUBLIC_URL", raising=False)  # presigned URLs
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def s3_env(env: dict[str, str], endpoint: str, blob_url: str) -> dict[str, str]:
+    """These settings with the blob store at `blob_url` on the S3 server at `endpoint`, URLs presigned."""
+    s3 = {**env, "FRAMEWATCH_BLOB_URL": blob_url, "FRAMEWATCH_S3_ENDPOINT_URL": endpoint}
+    s3.pop("FRAMEWATCH_BLOB_PUBLIC_URL")
+    return {**s3, "AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-secret"}
 
 
 @pytest.fixture

@@ -28,6 +28,16 @@ def jpeg(name: str, size: tuple[int, int] = (1280, 720)) -> bytes:
     return out.getvalue()
 
 
+@cache
+def red_jpeg(name: str, size: tuple[int, int] = (1280, 720)) -> bytes:
+    """A frame the fake moderation API flags (it is mostly pure red), distinct per name."""
+    image = Image.new("RGB", size, (250, 10, 10))
+    ImageDraw.Draw(image).text((20, 20), name, fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that announces width x height pixels: a decompression bomb is refused on its header alone."""
 
@@ -60,6 +70,8 @@ class ImageServer:
             if name in self.missing:
                 raise web.HTTPNotFound()
             return web.Response(body=jpeg(name), content_type="image/jpeg")
+        if kind == "bad":
+            return web.Response(body=red_jpeg(name), content_type="image/jpeg")
         if kind == "flaky":
             if self.hits[f"{kind}/{name}"] <= self.fail_first.get(name, 2):
                 raise web.HTTPInternalServerError()

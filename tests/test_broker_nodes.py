@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator
 
+import aio_pika
+import orjson
 import pytest
 import structlog.testing
 
+from framewatch.broker.topology import INITIAL_GROUP_SIZE, Topology
 from tests.conftest import apply_config, serve_workers, settings_from
-from tests.helpers import Broker, free_port, queue_callbacks, sample, wait_until
+from tests.helpers import AMQP_URL, Broker, free_port, queue_callbacks, sample, wait_until
 from tests.sink import Sink
 
 
@@ -115,3 +119,24 @@ def _config(sink: Sink) -> str:
         f'webhook_secret = "{WEBHOOK_SECRET}"\nstream_begin_notify_url = "{sink.url("/stream")}"\n'
         '[[rules]]\ndomain = "test.app"\ntemplate = "main"\n'
     )
+
+
+async def test_stage_queues_are_made_with_three_replicas_and_older_queues_keep_working(broker: Broker) -> None:
+    """A fresh queue gets x-quorum-initial-group-size 3; a queue an earlier version made without it (the broker
+    refuses a redeclaration that changes it) is declared as it was, by the topology."""
+    topology = Topology(broker.namespace)
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        legacy = topology.queue("deliver")
+        await channel.declare_queue(legacy, durable=True, arguments=topology.queue_arguments("deliver"))
+        await topology.declare(channel)
+        await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=legacy)
+        await wait_until(lambda: broker.at_least("deliver", 1), timeout=5)
+    listed = subprocess.run(  # noqa: ASYNC221 - once, after the broker work is done
+        ["rabbitmqctl", "list_queues", "-q", "--formatter", "json", "name", "arguments"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    arguments = {queue["name"]: {k: v for k, _, v in queue["arguments"]} for queue in orjson.loads(listed)}
+    assert arguments[topology.queue("fetch")]["x-quorum-initial-group-size"] == INITIAL_GROUP_SIZE
+    assert "x-quorum-initial-group-size" not in arguments[legacy]

@@ -14,8 +14,8 @@ from PIL import Image
 from framewatch.blobs import factory as blob_factory
 from framewatch.runtime.settings import Settings
 from schemas.messages import FrameStored
-from tests.conftest import serve_workers, settings_from
-from tests.helpers import Broker, WorkerProcess, free_port, queue_callbacks, run_cli, screenshot, wait_until
+from tests.conftest import s3_env, serve_workers, settings_from
+from tests.helpers import Broker, WorkerProcess, queue_callbacks, run_cli, screenshot, wait_until
 from tests.imageserver import ImageServer, jpeg
 
 
@@ -174,45 +174,28 @@ async def test_output_is_valid_json_with_the_event_id_as_message_id(
 
 
 async def test_s3_blob_store_against_a_real_s3_server(
-    worker_env: dict[str, str], monkeypatch, broker: Broker, image_server: ImageServer
+    worker_env: dict[str, str], monkeypatch, broker: Broker, image_server: ImageServer, s3_server: str
 ) -> None:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    settings = settings_from(monkeypatch, s3_env(worker_env, s3_server, "s3://frames/live"))
+    store = blob_factory.create(settings)
+    await store.start()
     try:
-        env = {
-            **worker_env,
-            "FRAMEWATCH_BLOB_URL": "s3://frames/live",
-            "FRAMEWATCH_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "test-key-id",
-            "AWS_SECRET_ACCESS_KEY": "test-secret",
-        }
-        env.pop("FRAMEWATCH_BLOB_PUBLIC_URL")
-        monkeypatch.delenv("FRAMEWATCH_BLOB_PUBLIC_URL", raising=False)
-        settings = settings_from(monkeypatch, env)
-        store = blob_factory.create(settings)
-        await store.start()
-        try:
-            await store.client.create_bucket(Bucket="frames")
-            async with serve_workers(settings, ["fetch"]):
-                events = [screenshot(n, pic_full_url=image_server.url(f"/good/s3-{n}.jpg")) for n in range(3)]
-                await queue_callbacks(broker.namespace, events)
-                frames = await stored_frames(broker, 3)
-            listed = await store.client.list_objects_v2(Bucket="frames", Prefix="live/")
-            assert len(listed["Contents"]) == 9  # each original and its two thumbnails
-            async with aiohttp.ClientSession() as session:
-                for frame in frames:
-                    assert await store.get(frame.original.key) == jpeg(f"s3-{frame.capture_time - 1_700_000_000}.jpg")
-                    # Presigned URLs: the platform fetches the thumbnail without credentials.
-                    async with session.get(frame.thumbnails[0].url) as response:
-                        assert response.status == 200
-                        assert Image.open(io.BytesIO(await response.read())).size == (320, 180)
-        finally:
-            await store.close()
+        await store.client.create_bucket(Bucket="frames")
+        async with serve_workers(settings, ["fetch"]):
+            events = [screenshot(n, pic_full_url=image_server.url(f"/good/s3-{n}.jpg")) for n in range(3)]
+            await queue_callbacks(broker.namespace, events)
+            frames = await stored_frames(broker, 3)
+        listed = await store.client.list_objects_v2(Bucket="frames", Prefix="live/")
+        assert len(listed["Contents"]) == 9  # each original and its two thumbnails
+        async with aiohttp.ClientSession() as session:
+            for frame in frames:
+                assert await store.get(frame.original.key) == jpeg(f"s3-{frame.capture_time - 1_700_000_000}.jpg")
+                # Presigned URLs: the platform fetches the thumbnail without credentials.
+                async with session.get(frame.thumbnails[0].url) as response:
+                    assert response.status == 200
+                    assert Image.open(io.BytesIO(await response.read())).size == (320, 180)
     finally:
-        server.stop()
+        await store.close()
 
 
 async def test_a_worker_killed_mid_batch_stores_every_frame_exactly_once(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("ingest", "workers")
-STAGES = ("fetch", "moderate", "deliver")
+STAGES = ("fetch", "moderate", "deliver", "streams")
 PROVIDER_PACKAGES = ("framewatch.providers.tencent", "framewatch.providers.alibaba")
 WIRING = "framewatch.wiring"
 

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from tests.helpers import (
     wait_until,
 )
 from tests.imageserver import ImageServer
+from tests.moderation_api import LoopbackModerationApi
 from tests.sink import Sink
 
 
@@ -64,55 +64,16 @@ notify_url = "{sink.url("/violations")}"
 """
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    running = await Sink().start()
-    yield running
-    await running.stop()
+class FakeModerationApi(LoopbackModerationApi):
+    """Block for frames whose bytes hash odd, Pass otherwise; can be switched off."""
 
+    up = True
 
-@pytest.fixture
-def pipeline_env(worker_env: dict[str, str]) -> dict[str, str]:
-    return {
-        **worker_env,
-        "FRAMEWATCH_DELIVER_TRIES": "3",
-        "FRAMEWATCH_DELIVER_INTERVAL": "0.2",
-        "FRAMEWATCH_DELIVER_SCREENSHOT_TRIES": "3",
-        "FRAMEWATCH_DELIVER_SCREENSHOT_INTERVAL": "0.2",
-        "FRAMEWATCH_MODERATION_RETRY_DELAYS": "0.2,0.4",
-        "FRAMEWATCH_MODERATION_BACKEND": "none",
-    }
-
-
-class FakeModerationApi:
-    """A generic moderation API: Block for frames whose bytes hash odd, Pass otherwise; can be switched off."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1/moderate"
-        self.calls = 0
-        self.up = True
-        self._runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        data = await request.read()
-        self.calls += 1
+    async def answer(self, image: bytes) -> web.Response:
         if not self.up:
             return web.Response(status=503, headers={"Retry-After": "0"})
-        score = 95 if hashlib.sha256(data).digest()[0] % 2 else 10
+        score = 95 if hashlib.sha256(image).digest()[0] % 2 else 10
         return web.json_response({"result": {"score": score, "label": "Porn" if score > 50 else "Normal"}})
-
-    async def start(self) -> FakeModerationApi:
-        app = web.Application()
-        app.router.add_post("/v1/moderate", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
 
 
 async def test_a_screenshot_goes_through_every_stage_to_the_platform(
@@ -122,10 +83,7 @@ async def test_a_screenshot_goes_through_every_stage_to_the_platform(
     settings = settings_from(
         monkeypatch,
         pipeline_env,
-        moderation_backend="http",
-        moderation_http_url=api.url,
-        moderation_http_score_field="result.score",
-        moderation_http_label_field="result.label",
+        **api.settings(),
     )
     await apply_config(settings, pipeline_config(sink))
     bodies = [signed(screenshot(n, pic_full_url=image_server.url(f"/good/e2e{n}.jpg"))) for n in range(6)]

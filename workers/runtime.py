@@ -150,9 +150,7 @@ class StageRunner:
         # Declared (same arguments as the topology), not merely looked up: the robust channel restores the
         # consumers of the queues it declared, and only those, after the broker comes back.
         name = self.stage.name
-        self.queue = await channel.declare_queue(
-            self.topology.queue(name), durable=True, arguments=self.topology.queue_arguments(name)
-        )
+        self.queue = await self.topology.declare_stage_queue(channel, name)
         await self.resume()
 
     async def resume(self) -> None:

@@ -89,6 +89,21 @@ def build_stage(name: str, settings: Settings) -> Stage:
             interval=settings.deliver_interval,
         )
         return DeliverStage(options, live_config(settings))
+    if name == "streams":
+        from framewatch.blobs import factory as blob_factory
+        from framewatch.config.store import ConfigStore
+        from workers.streams.stage import StreamsOptions, StreamsStage
+
+        return StreamsStage(
+            StreamsOptions(
+                concurrency=settings.streams_concurrency,
+                retry_delays=tuple(settings.streams_retry_delays),
+                stream_retention=settings.stream_retention,
+                review_retention=settings.review_retention,
+            ),
+            ConfigStore(settings.database_url.get_secret_value()),
+            blob_factory.create(settings),
+        )
     raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)} or all")
 
 

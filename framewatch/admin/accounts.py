@@ -47,6 +47,11 @@ async def authenticate(store: ConfigStore, token: str) -> int | None:
     return None if found is None else int(found)
 
 
+async def name_of(store: ConfigStore, account_id: int) -> str:
+    async with store.engine.connect() as conn:
+        return str(await conn.scalar(select(t.accounts.c.name).where(t.accounts.c.id == account_id)))
+
+
 async def list_accounts(store: ConfigStore) -> list[tuple[str, bool]]:
     async with store.engine.connect() as conn:
         rows = await conn.execute(select(t.accounts.c.name, t.accounts.c.token_hash).order_by(t.accounts.c.name))

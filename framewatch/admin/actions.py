@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from sqlalchemy import delete, insert, select, update
@@ -22,6 +23,7 @@ from framewatch.config import ownership, validate, webhook_secrets
 from framewatch.config import tables as t
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import WEBHOOK_SECRET_COLUMNS, rotated_values
+from framewatch.streams.store import StreamStore
 
 Handler = Callable[[Context], Awaitable[dict[str, Any]]]
 
@@ -252,10 +254,44 @@ async def delete_rule(ctx: Context) -> dict[str, Any]:
 
 @action("DescribeLiveStreamOnlineList", ("DomainName", "AppName", "StreamName", "PageNum", "PageSize"), TENCENT_READ)
 async def describe_online_streams(ctx: Context) -> dict[str, Any]:
-    """Tencent's shape. framewatch keeps no stream state yet, so no stream is listed as live."""
+    """Tencent's shape, plus each stream's cover, last frame time and last verdict (the streams stage's view)."""
     page_num = ctx.params.optional_integer("PageNum", 1, 100_000)
     page_size = ctx.params.optional_integer("PageSize", 10, 100)
-    return {"TotalNum": 0, "TotalPage": 0, "PageNum": page_num, "PageSize": page_size, "OnlineInfo": []}
+    total, rows = await StreamStore(ctx.store.engine).streams(
+        ctx.account_id,
+        domain=(ctx.params.optional("DomainName") or "").lower() or None,
+        app=ctx.params.optional("AppName") or None,
+        name=ctx.params.optional("StreamName") or None,
+        offset=(page_num - 1) * page_size,
+        limit=page_size,
+    )
+    online = [
+        {
+            "StreamName": row.name,
+            "AppName": row.app,
+            "DomainName": row.domain,
+            "PublishTimeList": [{"PublishTime": _utc(row.began_at or row.first_frame_at or row.updated_at)}],
+            "PushToDelay": 0,
+            "CoverUrl": f"{ctx.public_url}/covers/{quote(row.domain)}/{quote(row.name)}.jpg"
+            if row.cover_frame_id
+            else None,
+            "LastFrameTime": _utc(row.last_frame_at) if row.last_frame_at else None,
+            "LastVerdict": row.last_suggestion,
+        }
+        for row in rows
+    ]
+    return {
+        "TotalNum": total,
+        "TotalPage": -(-total // page_size),
+        "PageNum": page_num,
+        "PageSize": page_size,
+        "OnlineInfo": online,
+    }
+
+
+def _utc(seconds: float) -> str:
+    """Tencent's stream times: UTC, `2018-06-29T19:00:00Z`."""
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _config_not_found(domain: str) -> ConfigError:

@@ -39,6 +39,7 @@ class AdminApi:
         key_overlap: int,
         body_read_timeout: float = 10.0,
         vault: keys.Vault | None = None,
+        public_url: str = "",
     ) -> None:
         self.config = config
         self.limiter = limiter
@@ -46,6 +47,7 @@ class AdminApi:
         self.key_overlap = key_overlap  # how long a replaced callback key stays valid
         self.body_read_timeout = body_read_timeout
         self.vault = vault  # opens the key pairs' secrets (the cloud dialects' signatures)
+        self.public_url = public_url.rstrip("/")  # the callback listener, as the platform reaches it (CoverUrl)
         self.failures = FailedAuthentications()
 
     async def close(self) -> None:
@@ -94,6 +96,7 @@ class AdminApi:
             params=Params(values, action.params),
             allow_private_urls=self.allow_private_urls,
             key_overlap=self.key_overlap,
+            public_url=self.public_url,
         )
         fields = await action.handler(ctx)
         if ctx.changed:

@@ -21,6 +21,7 @@ class Context:
     params: Params
     allow_private_urls: bool
     key_overlap: int
+    public_url: str = ""  # the callback listener, as the platform reaches it
     changed: bool = False  # set once a change has committed: the API then reloads and announces it
 
     @asynccontextmanager

@@ -33,5 +33,18 @@ class BlobStore(ABC):
     async def url(self, key: str) -> str:
         """Where the platform can fetch the blob."""
 
+    @abstractmethod
+    async def delete(self, keys: list[str]) -> None:
+        """Remove these blobs; a key already gone is no error."""
+
+    async def copy(self, source: str, target: str, content_type: str) -> None:
+        """Store the blob at `source` under `target` as well (replacing what `target` held)."""
+        await self.put(Blob(target, await self.get(source), content_type))
+
+    @property
+    def serves_covers(self) -> bool:
+        """Whether each stream's cover is also kept at a stable key (a CDN serves it from the bucket)."""
+        return False
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Close clients."""

@@ -31,6 +31,7 @@ class DeadLetter:
     reason: str
     detail: str
     attempts: int
+    domain: str = ""  # whose message it is (the review console shows an account its own domains' only)
 
     def line(self) -> str:
         detail = f" ({self.detail})" if self.detail else ""
@@ -64,6 +65,7 @@ def describe(message: AbstractIncomingMessage) -> DeadLetter:
         reason=_text(reason),
         detail=_text(headers.get(DETAIL, "")),
         attempts=int(attempts) if str(attempts).isdigit() else 1,
+        domain=_text(headers.get("domain", "")),
     )
 
 
@@ -83,26 +85,36 @@ class DeadLetters:
         finally:
             await connection.close()
 
-    async def _take(self, channel: AbstractChannel) -> AsyncIterator[AbstractIncomingMessage]:
-        """Every message now in the dead-letter queue, each unacknowledged until the caller says otherwise."""
+    async def _take(
+        self, channel: AbstractChannel, limit: int | None = None
+    ) -> AsyncIterator[AbstractIncomingMessage]:
+        """Every message now in the dead-letter queue (or the first `limit`), each unacknowledged until the caller
+        says otherwise."""
         queue = await channel.get_queue(self.topology.dead_queue(self.stage))
-        while True:
+        taken = 0
+        while limit is None or taken < limit:
+            taken += 1
             message = await queue.get(no_ack=False, fail=False)
             if message is None:
                 return
             yield message
 
-    async def list(self) -> list[DeadLetter]:
+    async def list(self, limit: int | None = None) -> list[DeadLetter]:
         """Looks without taking: the messages go back to the queue when the channel closes unacknowledged."""
         async with self._channel() as channel:
-            return [describe(message) async for message in self._take(channel)]
+            return [describe(message) async for message in self._take(channel, limit)]
 
-    async def replay(self, event_ids: set[str] | None = None) -> int:
-        """Republish dead letters (all, or those ids) to their stage with a fresh try count; returns how many."""
+    async def replay(
+        self, event_ids: set[str] | None = None, limit: int | None = None, domains: set[str] | None = None
+    ) -> int:
+        """Republish dead letters (all, or those ids; of those domains only, when given) to their stage with a
+        fresh try count; returns how many."""
         replayed = 0
         async with self._channel() as channel:
-            async for message in self._take(channel):
-                if event_ids is not None and message.message_id not in event_ids:
+            async for message in self._take(channel, limit):
+                if (event_ids is not None and message.message_id not in event_ids) or (
+                    domains is not None and describe(message).domain not in domains
+                ):
                     continue  # left unacknowledged: back in the queue when the channel closes
                 headers = {k: v for k, v in (message.headers or {}).items() if k not in FAILURE_HEADERS}
                 await channel.default_exchange.publish(

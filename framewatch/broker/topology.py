@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import get_args
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from schemas.messages import FrameModerated, FrameStored, Kind, Webhook, routing_key
 
-STAGES = ("fetch", "moderate", "deliver")
+STAGES = ("fetch", "moderate", "deliver", "streams")
 
 # Routing keys of the messages the stages publish (their AMQP `type` is the same name; callbacks carry none).
 FRAME_STORED = routing_key(FrameStored.TYPE)
@@ -22,7 +22,8 @@ MODERATED = routing_key(FrameModerated.TYPE)
 WEBHOOK = routing_key(Webhook.TYPE)
 
 # Callbacks are routed `<provider>.<kind>`: the fetch stage downloads screenshots, the moderate stage joins the
-# providers' own verdicts to the frames it judges, and every other kind goes straight to delivery.
+# providers' own verdicts to the frames it judges, and every other kind goes straight to delivery. The streams
+# stage gets its own copy of the stream events and of every moderated frame (covers, the review queue).
 _FETCHED: tuple[str, ...] = ("screenshot",)
 _MODERATED: tuple[str, ...] = ("image_moderation",)
 STAGE_BINDINGS: dict[str, tuple[str, ...]] = {
@@ -33,10 +34,14 @@ STAGE_BINDINGS: dict[str, tuple[str, ...]] = {
         MODERATED,
         WEBHOOK,
     ),
+    "streams": ("*.stream_begin", "*.stream_end", MODERATED),
 }
 
 # Poison messages that crash a worker again and again are dead-lettered by the broker after this many deliveries.
 DELIVERY_LIMIT = 20
+# Replicas of each stage queue on a fresh cluster: three survive one node's loss and keep a majority; more only
+# cost every write another copy.
+INITIAL_GROUP_SIZE = 3
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class Topology:
         events = await channel.declare_exchange(self.events, aio_pika.ExchangeType.TOPIC, durable=True)
         dead = await channel.declare_exchange(self.dead_letters, aio_pika.ExchangeType.DIRECT, durable=True)
         for stage in STAGES:
-            queue = await channel.declare_queue(self.queue(stage), durable=True, arguments=self.queue_arguments(stage))
+            queue = await self.declare_stage_queue(channel, stage)
             for key in STAGE_BINDINGS[stage]:
                 await queue.bind(events, routing_key=key)
             dead_queue = await channel.declare_queue(
@@ -89,6 +94,18 @@ class Topology:
             )
             await dead_queue.bind(dead, routing_key=stage)
         return events
+
+    async def declare_stage_queue(self, channel: AbstractChannel, stage: str) -> AbstractQueue:
+        """A stage's queue, replicated on INITIAL_GROUP_SIZE nodes when this declaration makes it. A queue made
+        before the group size was set keeps its arguments (the broker refuses a redeclaration that changes them):
+        the refusal closes the channel, which is reopened, and the queue declared as it was."""
+        arguments = self.queue_arguments(stage)
+        replicated = {**arguments, "x-quorum-initial-group-size": INITIAL_GROUP_SIZE}
+        try:
+            return await channel.declare_queue(self.queue(stage), durable=True, arguments=replicated)
+        except aio_pika.exceptions.ChannelPreconditionFailed:
+            await channel.reopen()
+            return await channel.declare_queue(self.queue(stage), durable=True, arguments=arguments)
 
     async def declare_retry(self, channel: AbstractChannel, stage: str, delay: float) -> str:
         """A delay queue: messages wait `delay` seconds in it, then the broker dead-letters them back to the stage.

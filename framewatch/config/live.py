@@ -34,17 +34,10 @@ class LiveConfig:
     async def start(self, wait: bool = False) -> None:
         """Load the config. `wait`: retry until the store answers (a process that does not own the store starts
         before the one that creates its schema) instead of failing."""
-        delay = 0.5
-        while True:
-            try:
-                await self.reload()
-                break
-            except Exception as exc:
-                if not wait:
-                    raise
-                log.warning("config_store_not_ready", error=type(exc).__name__, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        if wait:
+            await self.store.wait_for(self.reload)
+        else:
+            await self.reload()
         self._task = asyncio.create_task(self._watch(), name="config-watch")
         if self.feed:
             self.feed.listen(self.poke)

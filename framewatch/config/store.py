@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -14,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from framewatch.config import tables as t
 from framewatch.config.snapshot import Binding, SigningKey, Snapshot, Template
 
+log = structlog.get_logger("framewatch.config")
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6677_6D67  # pg_advisory_lock id: replicas starting together migrate one at a time
 CONNECT_TIMEOUT = 3.0  # seconds to connect to PostgreSQL, or to get a pooled connection
@@ -75,6 +79,21 @@ class ConfigStore:
             if conn.dialect.name == "postgresql":
                 await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             await conn.run_sync(upgrade)
+
+    async def wait_for(
+        self, probe: Callable[[], Awaitable[object]], retry_on: tuple[type[Exception], ...] = (Exception,)
+    ) -> None:
+        """Run `probe` until the store answers it, backing off from 0.5 s to 10 s: a process that does not own the
+        store starts before the one that creates its schema, and waits for it instead of failing."""
+        delay = 0.5
+        while True:
+            try:
+                await probe()
+                return
+            except retry_on as exc:
+                log.warning("config_store_not_ready", error=type(exc).__name__, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def revision(self) -> int:
         async with self.engine.connect() as conn:

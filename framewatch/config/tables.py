@@ -4,7 +4,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -107,6 +109,76 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("params", Text, nullable=False),
     Column("at", BigInteger, nullable=False),
+)
+
+# Live streams, written by the streams stage: state from the providers' begin/end events and the frames, the
+# cover (the newest frame moderation did not flag) and the last verdict.
+streams = Table(
+    "streams",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("app", String(255), nullable=False, default=""),
+    Column("provider", String(32), nullable=False),
+    Column("live", Boolean, nullable=False),
+    Column("began_at", Float, nullable=True),  # Unix seconds of the begin event, as received
+    Column("ended_at", Float, nullable=True),
+    Column("first_frame_at", BigInteger, nullable=True),  # capture times
+    Column("last_frame_at", BigInteger, nullable=True),
+    Column("cover_frame_id", String(128), nullable=True),
+    Column("cover_key", Text, nullable=True),  # the blob of the cover frame's largest thumbnail
+    Column("cover_content_type", String(64), nullable=True),
+    Column("cover_time", BigInteger, nullable=True),
+    Column("last_suggestion", String(16), nullable=True),
+    Column("last_label", String(64), nullable=True),
+    Column("last_source", String(64), nullable=True),
+    # Provider verdicts (317) kept for frames not stored yet: while any, each new frame is checked against them.
+    Column("provider_flags", Integer, nullable=False, default=0),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("domain", "name", name="uq_stream_domain_name"),
+    Index("ix_streams_live", "live", "domain"),
+    Index("ix_streams_updated", "updated_at"),
+)
+
+# A stream's recent frames (covers fall back on them) and every flagged frame until the review retention ends.
+# A provider's own verdict (317) on a frame framewatch never stored is a row too: its image is the provider's URL.
+frames = Table(
+    "frames",
+    metadata,
+    Column("id", String(128), primary_key=True),  # the event id
+    Column("domain", String(255), nullable=False),
+    Column("stream", String(255), nullable=False),
+    Column("app", String(255), nullable=False, default=""),
+    Column("capture_time", BigInteger, nullable=False),
+    Column("source_url", Text, nullable=False),
+    Column("image_key", Text, nullable=True),  # the largest thumbnail; None: only the provider's URL is known
+    Column("image_content_type", String(64), nullable=True),
+    Column("blob_keys", Text, nullable=False, default="[]"),  # JSON: every blob of the frame, removed with it
+    Column("suggestion", String(16), nullable=True),  # None: not moderated
+    Column("label", String(64), nullable=False, default=""),
+    Column("sub_label", String(64), nullable=False, default=""),
+    Column("score", Integer, nullable=False, default=0),
+    Column("source", String(64), nullable=False, default=""),
+    Column("flagged", Boolean, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("decision", String(16), nullable=True),  # "violation" or "not_violation"
+    Column("decided_by", String(128), nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Index("ix_frames_stream_time", "domain", "stream", "capture_time"),
+    Index("ix_frames_flagged", "flagged", "domain", "received_at"),
+)
+
+# Review console sign-ins: only a hash of the cookie's value is kept; every replica reads the same table.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("reviewer", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 # One row; every change bumps it so that every replica knows to reload.

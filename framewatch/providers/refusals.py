@@ -20,11 +20,14 @@ class Reason(Enum):
     TimestampTooFarAhead = (403, 40302)
     DomainNotBound = (403, 40303)
     NoCallbackKey = (403, 40304)
+    StreamNotFound = (404, 40401)
+    NoSafeCover = (404, 40402)
     MethodNotAllowed = (405, 40500)
     BodyTimeout = (408, 40800)
     BodyTooLarge = (413, 41300)
     UnsupportedMediaType = (415, 41500)
     BrokerUnavailable = (503, 50300)
+    StoreUnavailable = (503, 50301)
 
     @property
     def status(self) -> int:

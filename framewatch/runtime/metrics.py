@@ -63,3 +63,12 @@ MODERATION_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 VERDICTS = Counter("framewatch_verdicts_total", "Verdicts by source and suggestion.", ["source", "suggestion"])
+COVER_LATENCY = Histogram(
+    "framewatch_cover_update_seconds",
+    "From a frame's verdict to the stream store naming it the stream's cover.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0),
+)
+COVERS_SERVED = Counter("framewatch_covers_served_total", "GET /covers answers, by status.", ["status"])
+REVIEW_DECISIONS = Counter(
+    "framewatch_review_decisions_total", "Reviewers' decisions on flagged frames.", ["decision"]
+)

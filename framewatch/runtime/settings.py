@@ -122,6 +122,20 @@ class Settings(BaseSettings):
     tencent_region: str = "ap-guangzhou"
     tencent_ims_endpoint: str = "https://ims.tencentcloudapi.com"
     tencent_ims_biz_type: str | None = None
+    # The streams stage: how long an ended stream is remembered, and how long flagged frames and reviewers'
+    # decisions are kept (then removed with their blobs).
+    stream_retention: float = Field(24 * 3600, gt=0)
+    review_retention: float = Field(30 * 24 * 3600, gt=0)
+    streams_concurrency: int = Field(256, gt=0)
+    streams_retry_delays: Delays = [1, 5, 30, 120, 600]
+    # Where the platform reaches the callback listener (CoverUrl in DescribeLiveStreamOnlineList); unset:
+    # http://HOST:PORT. Covers' Cache-Control max-age: a CDN in front re-validates them this often (ETag).
+    public_url: str | None = None
+    cover_max_age: int = Field(1, ge=0)
+    # Review console sessions: how long a sign-in lasts, and whether its cookie is sent over HTTPS only (set it
+    # when a TLS proxy serves the console; unset, the cookie is Secure when the request came over HTTPS).
+    console_session_ttl: int = Field(12 * 3600, gt=0)
+    console_secure_cookie: bool | None = None
     log_level: str = "info"
 
     @field_validator(
@@ -130,6 +144,7 @@ class Settings(BaseSettings):
         "fetch_retry_delays",
         "moderation_retry_delays",
         "moderation_off_domains",
+        "streams_retry_delays",
         mode="before",
     )
     @classmethod

@@ -149,7 +149,8 @@ class FetchStage(Stage):
         )
         log.debug("frame_stored", key=original_key)
         if options.unmoderated:  # straight to delivery, unreviewed
-            return [Output.of(FrameModerated(id=stored.id, domain=stored.domain, frame=stored), "screenshot")]
+            unmoderated = FrameModerated(id=stored.id, domain=stored.domain, frame=stored, moderated_at=time.time())
+            return [Output.of(unmoderated, "screenshot")]
         return [Output.of(stored, "screenshot")]
 
     def _note_mismatches(self, shot: Screenshot, size: int, frame: images.Frame) -> None:

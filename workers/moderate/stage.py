@@ -4,6 +4,7 @@ theirs, read by their provider's package at the ingress."""
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -75,13 +76,17 @@ class ModerateStage(Stage):
             if message.type == FrameStored.TYPE:
                 frame = FrameStored.model_validate_json(message.body)
                 verdict = await self.batcher.submit(frame) if self.sampled(frame) else None
-                moderated = FrameModerated(id=frame.id, domain=frame.domain, frame=frame, verdict=verdict)
+                moderated = FrameModerated(
+                    id=frame.id, domain=frame.domain, frame=frame, verdict=verdict, moderated_at=time.time()
+                )
             else:  # a provider's own verdict
                 callback = CallbackReceived.model_validate_json(message.body)
                 verdict = callback.verdict
                 if verdict is None:
                     raise Permanent("bad_message", f"a {callback.kind} callback carries no verdict")
-                moderated = FrameModerated(id=callback.id, domain=callback.domain, callback=callback, verdict=verdict)
+                moderated = FrameModerated(
+                    id=callback.id, domain=callback.domain, callback=callback, verdict=verdict, moderated_at=time.time()
+                )
         except ValidationError as exc:
             raise Permanent("bad_message", str(exc).splitlines()[0]) from None
         metrics.VERDICTS.labels(

@@ -68,5 +68,12 @@ class LocalBlobStore(BlobStore):
         except FileNotFoundError:
             raise KeyError(key) from None
 
+    async def delete(self, keys: list[str]) -> None:
+        def remove() -> None:
+            for key in keys:
+                self.path(key).unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+
     async def url(self, key: str) -> str:
         return f"{self.public_url}/{quote(key)}"

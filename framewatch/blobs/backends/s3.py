@@ -59,6 +59,25 @@ class S3BlobStore(BlobStore):
         async with response["Body"] as stream:
             return await stream.read()
 
+    async def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            objects = [{"Key": self.prefix + key} for key in keys[start : start + 1000]]
+            await self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+
+    async def copy(self, source: str, target: str, content_type: str) -> None:
+        await self.client.copy_object(
+            Bucket=self.bucket,
+            Key=self.prefix + target,
+            CopySource={"Bucket": self.bucket, "Key": self.prefix + source},
+            ContentType=content_type,
+            MetadataDirective="REPLACE",
+            CacheControl="public, max-age=1",
+        )
+
+    @property
+    def serves_covers(self) -> bool:
+        return True
+
     async def url(self, key: str) -> str:
         if self.public_url:
             return f"{self.public_url}/{quote(self.prefix + key)}"

@@ -134,6 +134,9 @@ def _stream(event: TencentEvent) -> Stream | None:
 
 
 def _screenshot(event: TencentEvent) -> Screenshot | None:
+    """The frame a screenshot event stored, or the frame a 317 verdict is about."""
+    if isinstance(event, ImageModerationEvent):
+        return Screenshot(image_url=event.img, capture_time=event.screenshotTime or event.sendTime or 0)
     if not isinstance(event, ScreenshotEvent):
         return None
     return Screenshot(

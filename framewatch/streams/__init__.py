@@ -1,0 +1,1 @@
+"""Live streams: their state, recent frames, covers and the flagged frames people review."""

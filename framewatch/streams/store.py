@@ -1,0 +1,582 @@
+"""The stream store: live streams, their recent frames, their covers and the flagged frames people review.
+
+Tables of the config database (SQLite or PostgreSQL). The streams stage writes it; the covers route, the admin API
+and the console read it. Every write is idempotent and independent of arrival order: a stream's row is locked
+first, then its frames change, then its cover is recomputed from what the frames table holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Boolean, Float, and_, bindparam, case, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from framewatch.config import tables as t
+
+FLAGGED = ("Review", "Block")
+# Unflagged frames kept per stream: the cover falls back on them when a later verdict flags the newest. They are
+# pruned on about one frame in PRUNE_EVERY (by its id), so a stream holds a few more than that at most.
+KEEP_RECENT = 30
+PRUNE_EVERY = 8
+DECISIONS = ("violation", "not_violation")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """A frame the pipeline stored and moderation judged (or a provider's verdict on a frame it names)."""
+
+    id: str
+    domain: str
+    stream: str
+    app: str
+    provider: str
+    capture_time: int
+    source_url: str
+    image_key: str | None  # the largest thumbnail; None for a provider's verdict on a frame not stored here
+    image_content_type: str | None
+    blob_keys: tuple[str, ...]
+    suggestion: str | None  # None: not moderated (moderation off for the domain, or sampled out)
+    label: str = ""
+    sub_label: str = ""
+    score: int = 0
+    source: str = ""
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def flagged(self) -> bool:
+        return self.suggestion in FLAGGED
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """A provider's begin or end of a stream."""
+
+    domain: str
+    stream: str
+    app: str
+    provider: str
+    live: bool
+    at: float  # when the ingress received it
+
+
+@dataclass(frozen=True, slots=True)
+class Cover:
+    frame_id: str
+    key: str
+    content_type: str
+    capture_time: int
+
+    @property
+    def etag(self) -> str:
+        return f'"{cover_tag(self.frame_id)}"'
+
+
+def cover_tag(frame_id: str) -> str:
+    """What names a cover's picture (its ETag, quoted): its frame's id, hashed."""
+    return hashlib.blake2b(frame_id.encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one batch changed that something outside the database must follow: covers (stable blob keys)."""
+
+    covers: dict[tuple[str, str], Cover | None]
+
+
+def _sampled(key: str, every: int) -> bool:
+    return hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % every == 0
+
+
+_STREAM_UPSERTS: dict[str, Any] = {}
+
+
+def _stream_upsert(dialect: str) -> Any:
+    """The stream's row after one more frame, one statement for a batch's frames (executemany, built once per
+    dialect): made if new; live on a frame newer than its end; first and last frame times, last verdict and cover
+    only ever move forward, and the cover only to a safe frame (`safe`, and in capture time, then id, order)."""
+    if dialect in _STREAM_UPSERTS:
+        return _STREAM_UPSERTS[dialect]
+    s = t.streams.c
+    ct = bindparam("ct", type_=BigInteger)
+    newest = or_(s.last_frame_at.is_(None), s.last_frame_at <= ct)
+    oldest = or_(s.first_frame_at.is_(None), s.first_frame_at > ct)
+    becomes_cover = and_(
+        bindparam("safe", type_=Boolean),
+        or_(
+            s.cover_time.is_(None),
+            s.cover_time < ct,
+            and_(s.cover_time == ct, s.cover_frame_id < bindparam("frame_id")),
+        ),
+    )
+    cover = {
+        "cover_frame_id": bindparam("cover_frame_id"),
+        "cover_key": bindparam("cover_key"),
+        "cover_content_type": bindparam("cover_content_type"),
+        "cover_time": bindparam("cover_time", type_=BigInteger),
+    }
+    last = {column: bindparam(column) for column in ("last_suggestion", "last_label", "last_source")}
+    now = bindparam("now", type_=Float)
+    values = {
+        "domain": bindparam("domain"),
+        "name": bindparam("stream"),
+        "app": bindparam("app"),
+        "provider": bindparam("provider"),
+        "live": True,
+        "first_frame_at": ct,
+        "last_frame_at": ct,
+        "updated_at": now,
+        **last,
+        **cover,
+    }
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.streams).values(**values)
+    statement = insert.on_conflict_do_update(
+        index_elements=["domain", "name"],
+        set_={
+            "first_frame_at": case((oldest, ct), else_=s.first_frame_at),
+            "last_frame_at": case((newest, ct), else_=s.last_frame_at),
+            **{column: case((newest, value), else_=s[column]) for column, value in last.items()},
+            "live": case((or_(s.ended_at.is_(None), s.ended_at < ct), True), else_=s.live),
+            **{column: case((becomes_cover, value), else_=s[column]) for column, value in cover.items()},
+            "app": case((bindparam("app") != "", bindparam("app")), else_=s.app),
+            "updated_at": now,
+        },
+    )
+    _STREAM_UPSERTS[dialect] = statement
+    return statement
+
+
+def _stream_params(frame: FrameRecord, now: float) -> dict[str, Any]:
+    safe = not frame.flagged
+    return {
+        "frame_id": frame.id,
+        "domain": frame.domain,
+        "stream": frame.stream,
+        "app": frame.app,
+        "provider": frame.provider,
+        "ct": frame.capture_time,
+        "safe": safe,
+        "cover_frame_id": frame.id if safe else None,
+        "cover_key": frame.image_key if safe else None,
+        "cover_content_type": frame.image_content_type if safe else None,
+        "cover_time": frame.capture_time if safe else None,
+        "last_suggestion": frame.suggestion,
+        "last_label": frame.label[:64],
+        "last_source": frame.source[:64],
+        "now": now,
+    }
+
+
+def _upsert(conn: AsyncConnection, table: Any) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+class StreamStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # Writes (the streams stage) -------------------------------------------------------------------------------
+
+    async def apply(self, items: Sequence[FrameRecord | StreamEvent]) -> Change:
+        """One transaction for a batch. The common case costs three statements for the whole batch: the frames'
+        rows, their streams' upserts (times, state and cover only move forward) and a look at the streams' covers.
+        Rows are written in one order, so replicas writing together do not deadlock."""
+        frames = sorted(
+            (item for item in items if isinstance(item, FrameRecord) and item.image_key is not None),
+            key=lambda frame: (frame.domain, frame.stream, frame.capture_time, frame.id),
+        )
+        others = sorted(
+            (item for item in items if not (isinstance(item, FrameRecord) and item.image_key is not None)),
+            key=lambda item: (item.domain, item.stream),
+        )
+        by_stream: dict[tuple[str, str], list[FrameRecord]] = {}
+        for frame in frames:
+            by_stream.setdefault((frame.domain, frame.stream), []).append(frame)
+        recheck: set[tuple[str, str]] = set()
+        covers: dict[tuple[str, str], Cover | None] = {}
+        async with self.engine.begin() as conn:
+            if frames:
+                insert_frames = _upsert(conn, t.frames).on_conflict_do_nothing(index_elements=["id"])
+                await conn.execute(insert_frames, [_frame_values(frame) for frame in frames])
+            for item in others:
+                if isinstance(item, StreamEvent):
+                    await self._stream_event(conn, item)
+                else:  # a provider's verdict (317): the cover is recomputed from the frames
+                    await self._provider_verdict(conn, item)
+                    recheck.add((item.domain, item.stream))
+            if frames:
+                now = time.time()
+                await conn.execute(
+                    _stream_upsert(conn.dialect.name), [_stream_params(frame, now) for frame in frames]
+                )
+                for row in await self._stream_rows(conn, list(by_stream)):
+                    key = (row.domain, row.name)
+                    if row.provider_flags:  # verdicts that came before their frames: these may be among them
+                        for frame in by_stream[key]:
+                            if await self._adopt_earlier_verdict(conn, frame):
+                                recheck.add(key)
+                    if key not in recheck and row.cover_frame_id in {frame.id for frame in by_stream[key]}:
+                        covers[key] = Cover(row.cover_frame_id, row.cover_key, row.cover_content_type, row.cover_time)
+                for (domain, stream), stream_frames in by_stream.items():  # about one frame in PRUNE_EVERY
+                    if any(_sampled(frame.id, PRUNE_EVERY) for frame in stream_frames):
+                        await self._prune(conn, domain, stream)
+            for key in sorted(recheck):
+                covers[key] = await self._recompute_cover(conn, *key)
+        return Change(covers)
+
+    async def _stream_rows(self, conn: AsyncConnection, keys: list[tuple[str, str]]) -> list[Any]:
+        s = t.streams.c
+        rows = []
+        for start in range(0, len(keys), 200):  # bounded IN lists
+            chunk = keys[start : start + 200]
+            query = select(
+                s.domain, s.name, s.cover_frame_id, s.cover_key, s.cover_content_type, s.cover_time, s.provider_flags
+            ).where(tuple_(s.domain, s.name).in_(chunk))
+            rows.extend((await conn.execute(query)).all())
+        return rows
+
+    async def _ensure_stream(self, conn: AsyncConnection, domain: str, stream: str, app: str, provider: str) -> None:
+        statement = _upsert(conn, t.streams).values(
+            domain=domain, name=stream, app=app, provider=provider, live=False, updated_at=time.time()
+        )
+        await conn.execute(
+            statement.on_conflict_do_update(index_elements=["domain", "name"], set_={"updated_at": time.time()})
+        )
+
+    async def _stream_event(self, conn: AsyncConnection, event: StreamEvent) -> None:
+        await self._ensure_stream(conn, event.domain, event.stream, event.app, event.provider)
+        s = t.streams.c
+        where = and_(s.domain == event.domain, s.name == event.stream)
+        if event.live:  # a begin newer than the last end revives the stream
+            await conn.execute(
+                update(t.streams)
+                .where(where, or_(s.ended_at.is_(None), s.ended_at < event.at))
+                .values(live=True, began_at=event.at, app=event.app or s.app)
+            )
+        else:  # an end newer than the last begin (a retried old end changes nothing)
+            await conn.execute(
+                update(t.streams)
+                .where(where, or_(s.began_at.is_(None), s.began_at <= event.at))
+                .values(live=False, ended_at=event.at)
+            )
+
+    async def _adopt_earlier_verdict(self, conn: AsyncConnection, frame: FrameRecord) -> bool:
+        """A provider's verdict that came before this frame names it by its URL or its capture time: the frame
+        takes the verdict (and its place in the review queue). Returns whether there was one."""
+        f = t.frames.c
+        earlier = (
+            await conn.execute(
+                select(t.frames).where(
+                    f.domain == frame.domain,
+                    f.stream == frame.stream,
+                    f.image_key.is_(None),
+                    or_(f.source_url == frame.source_url, f.capture_time == frame.capture_time),
+                )
+            )
+        ).first()
+        if earlier is None:
+            return False
+        if not frame.flagged:
+            verdict = ("suggestion", "label", "sub_label", "score", "source", "decision", "decided_by", "decided_at")
+            await conn.execute(
+                update(t.frames)
+                .where(f.id == frame.id)
+                .values(flagged=True, **{column: getattr(earlier, column) for column in verdict})
+            )
+        await conn.execute(delete(t.frames).where(f.id == earlier.id))
+        s = t.streams.c
+        await conn.execute(
+            update(t.streams)
+            .where(s.domain == frame.domain, s.name == frame.stream)
+            .values(provider_flags=s.provider_flags - 1)
+        )
+        return True
+
+    async def _provider_verdict(self, conn: AsyncConnection, verdict: FrameRecord) -> None:
+        """A provider's own verdict (317): it flags the stored frame it names, else it is kept as its own row."""
+        await self._ensure_stream(conn, verdict.domain, verdict.stream, verdict.app, verdict.provider)
+        f = t.frames.c
+        named = and_(
+            f.domain == verdict.domain,
+            f.stream == verdict.stream,
+            f.image_key.is_not(None),
+            or_(f.source_url == verdict.source_url, f.capture_time == verdict.capture_time),
+        )
+        if not verdict.flagged:
+            return  # a Pass from the provider changes nothing
+        flagged = await conn.execute(
+            update(t.frames)
+            .where(named, f.flagged.is_(False))
+            .values(
+                flagged=True,
+                suggestion=verdict.suggestion,
+                label=verdict.label,
+                sub_label=verdict.sub_label,
+                score=verdict.score,
+                source=verdict.source,
+            )
+        )
+        if flagged.rowcount:
+            return
+        if await conn.scalar(select(func.count()).select_from(t.frames).where(named)):
+            return  # already flagged by the pipeline's own moderation: one item to review
+        statement = _upsert(conn, t.frames).values(**_frame_values(verdict))
+        added = await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+        if added.rowcount:
+            s = t.streams.c
+            await conn.execute(
+                update(t.streams)
+                .where(s.domain == verdict.domain, s.name == verdict.stream)
+                .values(provider_flags=s.provider_flags + 1)
+            )
+
+    async def _cover(self, conn: AsyncConnection, domain: str, stream: str) -> Cover | None:
+        s = t.streams.c
+        row = (
+            await conn.execute(
+                select(s.cover_frame_id, s.cover_key, s.cover_content_type, s.cover_time).where(
+                    s.domain == domain, s.name == stream
+                )
+            )
+        ).first()
+        if row is None or row.cover_frame_id is None:
+            return None
+        return Cover(row.cover_frame_id, row.cover_key, row.cover_content_type, row.cover_time)
+
+    async def _recompute_cover(self, conn: AsyncConnection, domain: str, stream: str) -> Cover | None:
+        f = t.frames.c
+        newest = (
+            await conn.execute(
+                select(f.id, f.image_key, f.image_content_type, f.capture_time)
+                .where(f.domain == domain, f.stream == stream, f.flagged.is_(False), f.image_key.is_not(None))
+                .order_by(f.capture_time.desc(), f.id.desc())
+                .limit(1)
+            )
+        ).first()
+        cover = None if newest is None else Cover(newest.id, newest.image_key, newest.image_content_type,
+                                                   newest.capture_time)
+        s = t.streams.c
+        await conn.execute(
+            update(t.streams)
+            .where(s.domain == domain, s.name == stream)
+            .values(
+                cover_frame_id=cover and cover.frame_id,
+                cover_key=cover and cover.key,
+                cover_content_type=cover and cover.content_type,
+                cover_time=cover and cover.capture_time,
+            )
+        )
+        return cover
+
+    async def _prune(self, conn: AsyncConnection, domain: str, stream: str) -> None:
+        """Unflagged frames past the newest KEEP_RECENT leave the table (their blobs are the platform's)."""
+        f = t.frames.c
+        oldest_kept = await conn.scalar(
+            select(f.capture_time)
+            .where(f.domain == domain, f.stream == stream, f.flagged.is_(False))
+            .order_by(f.capture_time.desc())
+            .offset(KEEP_RECENT - 1)
+            .limit(1)
+        )
+        if oldest_kept is not None:
+            await conn.execute(
+                delete(t.frames).where(
+                    f.domain == domain, f.stream == stream, f.flagged.is_(False), f.capture_time < oldest_kept
+                )
+            )
+
+    async def sweep(self, now: float, stream_retention: float, review_retention: float) -> list[str]:
+        """Forget streams ended longer ago than `stream_retention` (with their frames) and flagged frames older
+        than `review_retention`; returns the blob keys of the flagged frames removed, for the caller to delete."""
+        s, f = t.streams.c, t.frames.c
+        async with self.engine.begin() as conn:
+            gone = (
+                await conn.execute(
+                    select(s.domain, s.name).where(s.live.is_(False), s.updated_at < now - stream_retention)
+                )
+            ).all()
+            for domain, name in gone:
+                await conn.execute(
+                    delete(t.frames).where(f.domain == domain, f.stream == name, f.flagged.is_(False))
+                )
+                await conn.execute(delete(t.streams).where(s.domain == domain, s.name == name))
+            expired = f.flagged.is_(True) & (f.received_at < now - review_retention)
+            keys = [key for (blobs,) in await conn.execute(select(f.blob_keys).where(expired)) for key in
+                    orjson.loads(blobs)]
+            await conn.execute(delete(t.frames).where(expired))
+            await conn.execute(
+                delete(t.console_sessions).where(t.console_sessions.c.expires_at < int(now))
+            )
+        return keys
+
+    # Reads ----------------------------------------------------------------------------------------------------
+
+    async def cover(self, domain: str, stream: str) -> tuple[bool, Cover | None]:
+        """(whether the stream is known, its cover)."""
+        async with self.engine.connect() as conn:
+            s = t.streams.c
+            known = await conn.scalar(select(s.id).where(s.domain == domain, s.name == stream))
+            return known is not None, await self._cover(conn, domain, stream)
+
+    def _account_domains(self, account_id: int) -> Any:
+        return select(t.rules.c.domain).where(t.rules.c.account_id == account_id)
+
+    def _flagged_of(self, account_id: int, frame_ids: Iterable[str] | None = None) -> Any:
+        """The account's flagged frames (those of these ids, when given): what its reviewers see and decide on."""
+        f = t.frames.c
+        mine = and_(f.flagged.is_(True), f.domain.in_(self._account_domains(account_id)))
+        return mine if frame_ids is None else and_(f.id.in_(list(dict.fromkeys(frame_ids))), mine)
+
+    async def domains(self, account_id: int) -> list[str]:
+        async with self.engine.connect() as conn:
+            return list(await conn.scalars(self._account_domains(account_id).order_by(t.rules.c.domain)))
+
+    async def streams(
+        self,
+        account_id: int,
+        *,
+        domain: str | None = None,
+        app: str | None = None,
+        name: str | None = None,
+        live_only: bool = True,
+        changed_since: float | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[int, list[Any]]:
+        """(how many match, one page of them), the account's domains only, most recently updated first."""
+        s = t.streams.c
+        conditions = [s.domain.in_(self._account_domains(account_id))]
+        if live_only:
+            conditions.append(s.live.is_(True))
+        if domain:
+            conditions.append(s.domain == domain)
+        if app:
+            conditions.append(s.app == app)
+        if name:
+            conditions.append(s.name == name)
+        if changed_since is not None:
+            conditions.append(s.updated_at > changed_since)
+        async with self.engine.connect() as conn:
+            total = int(await conn.scalar(select(func.count()).select_from(t.streams).where(*conditions)) or 0)
+            rows = (
+                await conn.execute(
+                    select(t.streams)
+                    .where(*conditions)
+                    .order_by(s.domain, s.app, s.name)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            ).all()
+        return total, rows
+
+    async def recent_frames(self, account_id: int, domain: str, stream: str, limit: int = 12) -> list[Any]:
+        f = t.frames.c
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(t.frames)
+                    .where(f.domain.in_(self._account_domains(account_id)), f.domain == domain, f.stream == stream)
+                    .order_by(f.capture_time.desc())
+                    .limit(limit)
+                )
+            ).all()
+
+    async def frame(self, account_id: int, frame_id: str) -> Any:
+        f = t.frames.c
+        async with self.engine.connect() as conn:
+            query = select(t.frames).where(f.id == frame_id, f.domain.in_(self._account_domains(account_id)))
+            return (await conn.execute(query)).first()
+
+    async def flagged(
+        self,
+        account_id: int,
+        *,
+        domain: str | None = None,
+        stream: str | None = None,
+        label: str | None = None,
+        source: str | None = None,
+        min_score: int | None = None,
+        pending_only: bool = True,
+        limit: int = 100,
+    ) -> list[Any]:
+        """The review queue: flagged frames, newest first."""
+        f = t.frames.c
+        conditions = [self._flagged_of(account_id)]
+        for column, value in ((f.domain, domain), (f.stream, stream), (f.label, label), (f.source, source)):
+            if value:
+                conditions.append(column == value)
+        if min_score is not None:
+            conditions.append(f.score >= min_score)
+        if pending_only:
+            conditions.append(f.decision.is_(None))
+        async with self.engine.connect() as conn:
+            query = select(t.frames).where(*conditions).order_by(f.received_at.desc(), f.id).limit(limit)
+            return (await conn.execute(query)).all()
+
+    async def filter_values(self, account_id: int) -> dict[str, list[str]]:
+        """The labels and sources the account's flagged frames carry, for the queue's filters."""
+        f = t.frames.c
+        mine = self._flagged_of(account_id)
+        async with self.engine.connect() as conn:
+            labels = list(await conn.scalars(select(f.label).where(mine).distinct().order_by(f.label)))
+            sources = list(await conn.scalars(select(f.source).where(mine).distinct().order_by(f.source)))
+        return {"labels": labels, "sources": sources}
+
+    async def flagged_frames(self, account_id: int, frame_ids: Iterable[str]) -> list[Any]:
+        """Those of these frames that are the account's and flagged (what a reviewer may decide on)."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(t.frames).where(self._flagged_of(account_id, frame_ids)))).all()
+
+    async def decide(
+        self, account_id: int, frame_ids: Iterable[str], decision: str, reviewer: str, at: int | None = None
+    ) -> list[Any]:
+        """Records a reviewer's decision on the account's flagged frames; returns the frames decided."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}")
+        mine = self._flagged_of(account_id, frame_ids)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(t.frames)
+                .where(mine)
+                .values(decision=decision, decided_by=reviewer, decided_at=int(time.time()) if at is None else at)
+            )
+            return (await conn.execute(select(t.frames).where(mine))).all()
+
+    async def quality(self, account_id: int) -> list[Any]:
+        """Per label and source: flags confirmed, dismissed and still pending."""
+        f = t.frames.c
+        async with self.engine.connect() as conn:
+            query = (
+                select(f.label, f.source, f.decision, func.count().label("count"))
+                .where(self._flagged_of(account_id))
+                .group_by(f.label, f.source, f.decision)
+                .order_by(f.label, f.source)
+            )
+            return (await conn.execute(query)).all()
+
+
+def _frame_values(frame: FrameRecord) -> dict[str, Any]:
+    return {
+        "id": frame.id,
+        "domain": frame.domain,
+        "stream": frame.stream,
+        "app": frame.app,
+        "capture_time": frame.capture_time,
+        "source_url": frame.source_url,
+        "image_key": frame.image_key,
+        "image_content_type": frame.image_content_type,
+        "blob_keys": orjson.dumps(list(frame.blob_keys)).decode(),
+        "suggestion": frame.suggestion,
+        "label": frame.label[:64],
+        "sub_label": frame.sub_label[:64],
+        "score": frame.score,
+        "source": frame.source[:64],
+        "flagged": frame.flagged,
+        "received_at": frame.received_at,
+    }

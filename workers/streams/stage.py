@@ -1,0 +1,200 @@
+"""The streams stage: the providers' begin and end events and every moderated frame, written to the stream store.
+
+A frame that moderation did not flag becomes its stream's cover unless a newer one already is; a frame flagged
+Review or Block never does, and one that a later verdict flags (the provider's 317) gives the cover back to the
+previous safe frame. Frames of a domain whose moderation is off carry no verdict: they are safe by definition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from framewatch.blobs.base import BlobStore
+from framewatch.config.store import ConfigStore
+from framewatch.runtime import metrics
+from framewatch.streams.store import Change, FrameRecord, StreamEvent, StreamStore
+from schemas.messages import CallbackReceived, FrameModerated
+from workers.failures import Permanent, Transient
+from workers.runtime import Output, Retries, Stage
+from workers.streams.writer import BatchWriter
+
+log = structlog.get_logger("framewatch.streams")
+
+# How long a batch's first message waits for others: the covers' latency is bounded by it plus one commit.
+BATCH_WAIT = 0.02
+BATCH_ITEMS = 200
+SWEEP_INTERVAL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamsOptions:
+    concurrency: int
+    retry_delays: tuple[float, ...]
+    stream_retention: float  # seconds an ended stream is remembered
+    review_retention: float  # seconds flagged frames and their decisions are kept, blobs included
+
+
+def cover_key(domain: str, stream: str) -> str:
+    """The stable blob key of a stream's cover (with an S3 store, a CDN serves it from the bucket)."""
+    return f"covers/{domain}/{stream}.jpg"
+
+
+class StreamsStage(Stage):
+    name = "streams"
+
+    def __init__(self, options: StreamsOptions, config_store: ConfigStore, blobs: BlobStore) -> None:
+        super().__init__(options.concurrency, Retries(options.retry_delays))
+        self.options = options
+        self.config_store = config_store
+        self.store = StreamStore(config_store.engine)
+        self.blobs = blobs
+        self.writer: BatchWriter[FrameRecord | StreamEvent] = BatchWriter(self._write, BATCH_ITEMS, BATCH_WAIT)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._moderated_at: dict[str, float] = {}  # frames in the writer's hands: when their verdict was known
+
+    async def start(self) -> None:
+        await self.blobs.start()
+        # The ingress owns the store and its schema: wait for the streams tables rather than fail messages.
+        await self.config_store.wait_for(lambda: self.store.cover("", ""), (SQLAlchemyError, OSError))
+        self.writer.start()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="streams-sweep")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.writer.close()
+        await self.blobs.close()
+        await self.config_store.close()
+
+    async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
+        try:
+            item = self._item(message)
+        except ValidationError as exc:
+            raise Permanent("bad_message", str(exc).splitlines()[0]) from None
+        if item is None:
+            return []
+        try:
+            await self.writer.submit(item)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise Transient("stream_store_unavailable", type(exc).__name__) from None
+        return []
+
+    def _item(self, message: AbstractIncomingMessage) -> FrameRecord | StreamEvent | None:
+        if message.type == FrameModerated.TYPE:
+            moderated = FrameModerated.model_validate_json(message.body)
+            record = frame_record(moderated)
+            if record is not None and moderated.moderated_at is not None:
+                self._moderated_at[record.id] = moderated.moderated_at
+            return record
+        callback = CallbackReceived.model_validate_json(message.body)
+        if callback.stream is None or callback.kind not in ("stream_begin", "stream_end"):
+            raise Permanent("bad_message", f"a {callback.kind} callback without a stream is not for this stage")
+        return StreamEvent(
+            callback.domain,
+            callback.stream.name,
+            callback.stream.app,
+            callback.provider,
+            live=callback.kind == "stream_begin",
+            at=callback.received_at,
+        )
+
+    async def _write(self, items: list[FrameRecord | StreamEvent]) -> None:
+        change = await self.store.apply(items)
+        now = time.time()
+        for item in items:
+            at = self._moderated_at.pop(item.id, None) if isinstance(item, FrameRecord) else None
+            cover = change.covers.get((item.domain, item.stream))
+            if at is not None and cover is not None and cover.frame_id == item.id:
+                metrics.COVER_LATENCY.observe(max(0.0, now - at))
+        if self.blobs.serves_covers:
+            await self._copy_covers(change)
+
+    async def _copy_covers(self, change: Change) -> None:
+        """The stable cover keys follow the store: written after the commit, then checked against it, so that
+        two replicas finishing in the other order still leave the newest cover in place."""
+        for (domain, stream), cover in change.covers.items():
+            for _ in range(3):
+                if cover is None:
+                    await self.blobs.delete([cover_key(domain, stream)])
+                else:
+                    await self.blobs.copy(cover.key, cover_key(domain, stream), cover.content_type)
+                _, now = await self.store.cover(domain, stream)
+                if now == cover:
+                    break
+                cover = now
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await self.sweep()
+            except Exception as exc:  # the next sweep tries again; nothing is lost by waiting
+                log.warning("stream_sweep_failed", error=type(exc).__name__)
+
+    async def sweep(self) -> int:
+        """Forget ended streams and expired flagged frames, with their blobs; returns the blobs removed."""
+        keys = await self.store.sweep(time.time(), self.options.stream_retention, self.options.review_retention)
+        if keys:
+            await self.blobs.delete(keys)
+            log.info("review_retention_swept", blobs=len(keys))
+        return len(keys)
+
+
+def frame_record(moderated: FrameModerated) -> FrameRecord | None:
+    """What the stream store keeps of a moderated frame, or of a provider's verdict on one."""
+    verdict = moderated.verdict
+    judged = {
+        "suggestion": verdict.suggestion if verdict else None,
+        "label": verdict.label if verdict else "",
+        "sub_label": verdict.sub_label if verdict else "",
+        "score": verdict.score if verdict else 0,
+        "source": verdict.source if verdict else "",
+    }
+    if moderated.frame is not None:
+        frame = moderated.frame
+        callback = frame.callback
+        if callback.stream is None:
+            return None
+        largest = max(frame.thumbnails, key=lambda image: image.width * image.height, default=frame.original)
+        return FrameRecord(
+            id=frame.id,
+            domain=frame.domain,
+            stream=callback.stream.name,
+            app=callback.stream.app,
+            provider=frame.provider,
+            capture_time=frame.capture_time,
+            source_url=frame.source_url,
+            image_key=largest.key,
+            image_content_type=largest.content_type,
+            blob_keys=(frame.original.key, *(image.key for image in frame.thumbnails)),
+            received_at=callback.received_at,
+            **judged,
+        )
+    callback = moderated.callback
+    if callback is None or callback.stream is None:
+        return None
+    shot = callback.screenshot
+    return FrameRecord(
+        id=callback.id,
+        domain=callback.domain,
+        stream=callback.stream.name,
+        app=callback.stream.app,
+        provider=callback.provider,
+        capture_time=shot.capture_time if shot else int(callback.received_at),
+        source_url=shot.image_url if shot else "",
+        image_key=None,
+        image_content_type=None,
+        blob_keys=(),
+        received_at=callback.received_at,
+        **judged,
+    )
