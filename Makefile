@@ -33,6 +33,7 @@ bench-e2e: install  ## the simulator against the fleet, one process per stage (n
 
 test: install  ## the whole suite against the real RabbitMQ, Redis and PostgreSQL
 	$(BIN)/ruff check framewatch ingest workers schemas tests bench
+	$(BIN)/ruff format --check --quiet framewatch ingest workers schemas tests bench
 	$(BIN)/pytest -q
 
 bench-ingress: install  ## framewatch ingest (in-process and Redis window) vs the naive reference receiver (needs wrk)

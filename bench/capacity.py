@@ -66,8 +66,10 @@ def main() -> int:
     print("  " + "moderation".ljust(13) + "".join(part.rjust(10) for part in STAGES) + "   lost")
     for mode, run in runs.items():
         print("  " + mode.ljust(13) + "".join(f"{run['cpu_ms'].get(p, 0):10.2f}" for p in STAGES) + f"   {run['lost']}")
-    print(f"\nPlan at {TARGET_UTILISATION:.0%} of each stage's cores: cores (replicas; RabbitMQ: nodes of "
-          f"{BROKER_NODE_CORES} cores; its figure is one node's, followers' replication is not in it)")
+    print(
+        f"\nPlan at {TARGET_UTILISATION:.0%} of each stage's cores: cores (replicas; RabbitMQ: nodes of "
+        f"{BROKER_NODE_CORES} cores; its figure is one node's, followers' replication is not in it)"
+    )
     print("| screenshots/s | moderation | " + " | ".join(STAGES) + " | total cores |")
     print("|---|---|" + "---|" * (len(STAGES) + 1))
     for rate in RATES:
@@ -76,8 +78,10 @@ def main() -> int:
             cells = [f"{cores:.1f} ({replicas})" for cores, replicas in planned.values()]
             total = sum(cores for cores, _ in planned.values())
             print(f"| {rate:,} | {mode} | " + " | ".join(cells) + f" | {total:.0f} |")
-    print(f"\nEach stage queue carries every screenshot: past ~{QUEUE_CEILING:,}/s a single quorum queue's leader "
-          "is the limit; shard by domain into several namespaces (FRAMEWATCH_NAMESPACE) of one cluster.")
+    print(
+        f"\nEach stage queue carries every screenshot: past ~{QUEUE_CEILING:,}/s a single quorum queue's leader "
+        "is the limit; shard by domain into several namespaces (FRAMEWATCH_NAMESPACE) of one cluster."
+    )
     return 0 if all(run["lost"] == 0 for run in runs.values()) else 1
 
 

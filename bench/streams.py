@@ -68,7 +68,9 @@ async def main() -> None:
     topology = Topology(f"fwbench-streams-{uuid.uuid4().hex[:6]}")
     work = Path(tempfile.mkdtemp(prefix="fw-streams-"))
     database = args.database or f"sqlite:///{work}/config.db"
-    store = ConfigStore(database.replace("sqlite://", "sqlite+aiosqlite://").replace("postgresql://", "postgresql+asyncpg://"))
+    store = ConfigStore(
+        database.replace("sqlite://", "sqlite+aiosqlite://").replace("postgresql://", "postgresql+asyncpg://")
+    )
     await store.migrate()
     await store.close()
     publisher = Publisher(AMQP, topology, timeout=10)

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -55,10 +56,24 @@ def screenshot(n: int, domain: str = "test.app", **extra: Any) -> dict[str, Any]
     }
 
 
+_issued_ports: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the kernel's ephemeral range (32768 and up), never handed out twice in a run: a port
+    the kernel picked with bind(0) can be taken by any outgoing connection (a child's own, to the broker) before
+    the child binds it, and the child then fails to start."""
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _issued_ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _issued_ports.add(port)
+        return port
 
 
 async def post(session: aiohttp.ClientSession, url: str, body: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -163,8 +178,21 @@ class IngressProcess:
             stderr=subprocess.STDOUT,
         )
 
-    async def wait_ready(self, timeout: float = 20.0) -> None:
-        await wait_until(lambda: ready(self.url), timeout=timeout, interval=0.1)
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Ready, or an error that carries what the process printed (it exited, or never became ready)."""
+
+        async def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exited with {self.proc.returncode} before ready:\n{self.output()}")
+            return await ready(self.url)
+
+        try:
+            await wait_until(up, timeout=timeout, interval=0.1)
+        except AssertionError as error:
+            if self.proc.poll() is None:
+                self.kill()
+                raise AssertionError(f"{error}; the process printed:\n{self.output()}") from None
+            raise
 
     def terminate(self) -> int:
         if self.proc.poll() is None:

@@ -37,8 +37,9 @@ def covers_env(pipeline_env: dict[str, str]) -> dict[str, str]:
 def shot(image_server: ImageServer, n: int, kind: str = "good", stream: str = "s1", domain: str = "test.app") -> dict:
     """Screenshot n of a stream, captured at T0 + n."""
     return signed(
-        screenshot(n, domain, stream_id=stream, pic_full_url=image_server.url(f"/{kind}/{stream}-{n}.jpg"),
-                   create_time=T0 + n)
+        screenshot(
+            n, domain, stream_id=stream, pic_full_url=image_server.url(f"/{kind}/{stream}-{n}.jpg"), create_time=T0 + n
+        )
     )
 
 
@@ -121,8 +122,16 @@ async def test_covers_never_show_a_flagged_frame_and_never_go_back_in_time(
         assert stream["LastFrameTime"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 3))
 
         # The provider's own verdict (317) on the frame on show: the previous safe frame within a second.
-        verdict = signed({**sample("moderation"), "app": "test.app", "streamId": "s1", "channelId": "s1",
-                          "screenshotTime": T0 + 2, "img": "http://img.myqcloud.com/porn/s1-2.jpg"})
+        verdict = signed(
+            {
+                **sample("moderation"),
+                "app": "test.app",
+                "streamId": "s1",
+                "channelId": "s1",
+                "screenshotTime": T0 + 2,
+                "img": "http://img.myqcloud.com/porn/s1-2.jpg",
+            }
+        )
         assert (await post(s, ingress.callbacks, verdict))[0] == 200
         started = time.monotonic()
         await wait_until(lambda: covers.shows("s1", "s1-1.jpg"), timeout=5, interval=0.02)
@@ -183,8 +192,15 @@ async def test_with_an_s3_store_the_cover_is_also_a_stable_object_key(
             assert await covers.shows("s1", "s1-2.jpg")  # the listener serves the same picture
             head = await store.client.head_object(Bucket="cover-frames", Key="live/covers/test.app/s1.jpg")
             assert head["ContentType"] == "image/jpeg" and head["CacheControl"] == "public, max-age=1"
-            verdict = signed({**sample("moderation"), "app": "test.app", "streamId": "s1", "channelId": "s1",
-                              "screenshotTime": T0 + 2})
+            verdict = signed(
+                {
+                    **sample("moderation"),
+                    "app": "test.app",
+                    "streamId": "s1",
+                    "channelId": "s1",
+                    "screenshotTime": T0 + 2,
+                }
+            )
             assert (await post(s, ingress.callbacks, verdict))[0] == 200
             await wait_until(lambda: stable_key_holds("s1-1.jpg"), timeout=5)
     finally:

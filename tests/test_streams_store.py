@@ -34,8 +34,9 @@ async def store(database_url: str) -> AsyncIterator[StreamStore]:
     await config.close()
 
 
-def frame(n: int, suggestion: str | None = "Pass", *, stream: str = "s1", domain: str = "a.example.com",
-          **extra: object) -> FrameRecord:
+def frame(
+    n: int, suggestion: str | None = "Pass", *, stream: str = "s1", domain: str = "a.example.com", **extra: object
+) -> FrameRecord:
     values: dict = {
         "id": f"{domain}-{stream}-{n}",
         "domain": domain,
@@ -57,8 +58,9 @@ def frame(n: int, suggestion: str | None = "Pass", *, stream: str = "s1", domain
 
 
 def provider_verdict(n: int, suggestion: str = "Block", **extra: object) -> FrameRecord:
-    return frame(n, suggestion, id=f"317-{n}", image_key=None, image_content_type=None, blob_keys=(),
-                 source="tencent", **extra)
+    return frame(
+        n, suggestion, id=f"317-{n}", image_key=None, image_content_type=None, blob_keys=(), source="tencent", **extra
+    )
 
 
 async def cover_of(store: StreamStore, stream: str = "s1", domain: str = "a.example.com") -> int | None:

@@ -85,9 +85,7 @@ class DeadLetters:
         finally:
             await connection.close()
 
-    async def _take(
-        self, channel: AbstractChannel, limit: int | None = None
-    ) -> AsyncIterator[AbstractIncomingMessage]:
+    async def _take(self, channel: AbstractChannel, limit: int | None = None) -> AsyncIterator[AbstractIncomingMessage]:
         """Every message now in the dead-letter queue (or the first `limit`), each unacknowledged until the caller
         says otherwise."""
         queue = await channel.get_queue(self.topology.dead_queue(self.stage))

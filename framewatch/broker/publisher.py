@@ -46,9 +46,7 @@ async def until_up(
 
 async def connect_until_up(nodes: Nodes, name: str) -> tuple[AbstractRobustConnection, str]:
     """A robust connection to the first node that answers, retried with backoff while none does."""
-    return await until_up(
-        lambda url: aio_pika.connect_robust(url, client_properties={"connection_name": name}), nodes
-    )
+    return await until_up(lambda url: aio_pika.connect_robust(url, client_properties={"connection_name": name}), nodes)
 
 
 async def connect_any(nodes: Nodes, name: str) -> aio_pika.abc.AbstractConnection:

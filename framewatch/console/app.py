@@ -141,9 +141,7 @@ class Console:
         _refuse_cross_origin(request)
         form = await request.post()
         token, reviewer = form.get("token"), form.get("reviewer")
-        account_id = (
-            await accounts.authenticate(self.config.store, token.strip()) if isinstance(token, str) else None
-        )
+        account_id = await accounts.authenticate(self.config.store, token.strip()) if isinstance(token, str) else None
         if account_id is None:
             self.failures.record(peer)
             return self.page("login.html", None, 401, error="That token is not valid.")
@@ -392,6 +390,7 @@ def _answer(request: web.Request, status: int, body: dict[str, Any]) -> web.Stre
 
 def add_routes(app: web.Application, console: Console) -> None:
     signed_in = console.signed_in
+
     async def home(_: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"{PREFIX}/")
 

@@ -69,6 +69,4 @@ COVER_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0),
 )
 COVERS_SERVED = Counter("framewatch_covers_served_total", "GET /covers answers, by status.", ["status"])
-REVIEW_DECISIONS = Counter(
-    "framewatch_review_decisions_total", "Reviewers' decisions on flagged frames.", ["decision"]
-)
+REVIEW_DECISIONS = Counter("framewatch_review_decisions_total", "Reviewers' decisions on flagged frames.", ["decision"])

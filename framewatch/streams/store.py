@@ -212,9 +212,7 @@ class StreamStore:
                     recheck.add((item.domain, item.stream))
             if frames:
                 now = time.time()
-                await conn.execute(
-                    _stream_upsert(conn.dialect.name), [_stream_params(frame, now) for frame in frames]
-                )
+                await conn.execute(_stream_upsert(conn.dialect.name), [_stream_params(frame, now) for frame in frames])
                 for row in await self._stream_rows(conn, list(by_stream)):
                     key = (row.domain, row.name)
                     if row.provider_flags:  # verdicts that came before their frames: these may be among them
@@ -359,8 +357,11 @@ class StreamStore:
                 .limit(1)
             )
         ).first()
-        cover = None if newest is None else Cover(newest.id, newest.image_key, newest.image_content_type,
-                                                   newest.capture_time)
+        cover = (
+            None
+            if newest is None
+            else Cover(newest.id, newest.image_key, newest.image_content_type, newest.capture_time)
+        )
         s = t.streams.c
         await conn.execute(
             update(t.streams)
@@ -402,17 +403,16 @@ class StreamStore:
                 )
             ).all()
             for domain, name in gone:
-                await conn.execute(
-                    delete(t.frames).where(f.domain == domain, f.stream == name, f.flagged.is_(False))
-                )
+                await conn.execute(delete(t.frames).where(f.domain == domain, f.stream == name, f.flagged.is_(False)))
                 await conn.execute(delete(t.streams).where(s.domain == domain, s.name == name))
             expired = f.flagged.is_(True) & (f.received_at < now - review_retention)
-            keys = [key for (blobs,) in await conn.execute(select(f.blob_keys).where(expired)) for key in
-                    orjson.loads(blobs)]
+            keys = [
+                key
+                for (blobs,) in await conn.execute(select(f.blob_keys).where(expired))
+                for key in orjson.loads(blobs)
+            ]
             await conn.execute(delete(t.frames).where(expired))
-            await conn.execute(
-                delete(t.console_sessions).where(t.console_sessions.c.expires_at < int(now))
-            )
+            await conn.execute(delete(t.console_sessions).where(t.console_sessions.c.expires_at < int(now)))
         return keys
 
     # Reads ----------------------------------------------------------------------------------------------------
@@ -466,11 +466,7 @@ class StreamStore:
             total = int(await conn.scalar(select(func.count()).select_from(t.streams).where(*conditions)) or 0)
             rows = (
                 await conn.execute(
-                    select(t.streams)
-                    .where(*conditions)
-                    .order_by(s.domain, s.app, s.name)
-                    .offset(offset)
-                    .limit(limit)
+                    select(t.streams).where(*conditions).order_by(s.domain, s.app, s.name).offset(offset).limit(limit)
                 )
             ).all()
         return total, rows

@@ -144,7 +144,6 @@ class DeliverStage(Stage):
         metrics.DELIVERIES.labels(webhook.kind, "delivered").inc()
         log.debug("delivered", url=loggable(webhook.url), kind=webhook.kind, status=status)
 
-
     def _may_crowd(self, receiver: str) -> bool:
         """Whether a receiver may take a slot in the last half: only one known to answer fast, or, while it is
         unknown, for one delivery at a time (its first answer tells). However many receivers are slow, together they
