@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from framewatch.config.store import ConfigStore
 from framewatch.streams.store import StreamStore
@@ -67,8 +68,18 @@ async def sign_in(browser: Browser, admin_url: str, token: str, reviewer: str, *
     return page
 
 
-async def image_loaded(page: Page, selector: str) -> bool:
-    return await page.eval_on_selector(selector, "img => img.complete && img.naturalWidth > 0")
+async def image_loaded(page: Page, selector: str, timeout: float = 10.0) -> bool:
+    """The image arrived and decoded (the element exists before its picture does): False if not within the time."""
+    try:
+        await page.wait_for_function(
+            "selector => { const img = document.querySelector(selector);"
+            " return img !== null && img.complete && img.naturalWidth > 0; }",
+            arg=selector,
+            timeout=timeout * 1000,
+        )
+    except PlaywrightTimeout:
+        return False
+    return True
 
 
 async def test_reviewers_decide_with_the_keyboard_and_the_platform_gets_signed_decisions(
@@ -98,6 +109,7 @@ async def test_reviewers_decide_with_the_keyboard_and_the_platform_gets_signed_d
             for body in frames:
                 assert (await post(s, ingress.callbacks, body))[0] == 200
             await wait_until(lambda: _count(streams.flagged(1), 2), timeout=20)
+            await wait_until(lambda: _has_cover(streams, "test.app", "s1"), timeout=20)  # frame 1 may come last
 
             page = await sign_in(browser, ingress.admin_url, token, "alice")
             [cookie] = await page.context.cookies()
@@ -200,6 +212,10 @@ async def test_reviewers_decide_with_the_keyboard_and_the_platform_gets_signed_d
 
 async def _count(rows: Any, n: int) -> bool:
     return len(await rows) == n
+
+
+async def _has_cover(streams: StreamStore, domain: str, stream: str) -> bool:
+    return (await streams.cover(domain, stream))[1] is not None
 
 
 async def test_a_wrong_token_is_refused_and_guessing_is_throttled(configured, amqp, browser: Browser) -> None:
