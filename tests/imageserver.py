@@ -81,6 +81,9 @@ class ImageServer:
             out = io.BytesIO()
             image.save(out, "PNG")
             return web.Response(body=out.getvalue(), content_type="image/png")
+        if kind == "paced":  # a good source a little slow: work stays in hand long enough to be interrupted
+            await asyncio.sleep(0.2)
+            return web.Response(body=jpeg(name), content_type="image/jpeg")
         if kind == "slow":
             await asyncio.sleep(30)
             return web.Response(body=jpeg(name), content_type="image/jpeg")

@@ -202,7 +202,8 @@ async def test_a_worker_killed_mid_batch_stores_every_frame_exactly_once(
     worker_env: dict[str, str], broker: Broker, image_server: ImageServer
 ) -> None:
     count = 300
-    events = [screenshot(n, pic_full_url=image_server.url(f"/good/k{n}.jpg")) for n in range(count)]
+    # Paced downloads: however fast the machine, the worker still has frames in hand when it is killed.
+    events = [screenshot(n, pic_full_url=image_server.url(f"/paced/k{n}.jpg")) for n in range(count)]
     ids = set(await queue_callbacks(broker.namespace, events))
     worker = WorkerProcess(worker_env, "fetch")
     await wait_until(lambda: broker.at_least("moderate", 40), timeout=30)
