@@ -449,7 +449,7 @@ class StreamStore:
         offset: int = 0,
         limit: int = 100,
     ) -> tuple[int, list[Any]]:
-        """(how many match, one page of them), the account's domains only, most recently updated first."""
+        """(how many match, one page of them), the account's domains only, in domain, app and name order."""
         s = t.streams.c
         conditions = [s.domain.in_(self._account_domains(account_id))]
         if live_only:

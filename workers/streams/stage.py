@@ -87,6 +87,9 @@ class StreamsStage(Stage):
             await self.writer.submit(item)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise Transient("stream_store_unavailable", type(exc).__name__) from None
+        finally:  # written, failed or cancelled: the frame is out of the writer's hands
+            if isinstance(item, FrameRecord):
+                self._moderated_at.pop(item.id, None)
         return []
 
     def _item(self, message: AbstractIncomingMessage) -> FrameRecord | StreamEvent | None:
@@ -112,7 +115,7 @@ class StreamsStage(Stage):
         change = await self.store.apply(items)
         now = time.time()
         for item in items:
-            at = self._moderated_at.pop(item.id, None) if isinstance(item, FrameRecord) else None
+            at = self._moderated_at.get(item.id) if isinstance(item, FrameRecord) else None
             cover = change.covers.get((item.domain, item.stream))
             if at is not None and cover is not None and cover.frame_id == item.id:
                 metrics.COVER_LATENCY.observe(max(0.0, now - at))
