@@ -46,6 +46,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ADMIN_PORT = 8092  # framewatch's admin listener: /metrics is served there, never on the callback listener
+
+
 def duplicates(port: int) -> int:
     """Callbacks framewatch answered 200 as repeats of an event it already queued (0 for the naive receiver)."""
     try:
@@ -108,6 +111,7 @@ def main() -> None:
         "FRAMEWATCH_DATABASE_URL": f"sqlite:///{work}/config.db",
         "FRAMEWATCH_NAMESPACE": NAMESPACE,
         "FRAMEWATCH_PORT": "8091",
+        "FRAMEWATCH_ADMIN_PORT": str(ADMIN_PORT),
         "FRAMEWATCH_LOG_LEVEL": "warning",
         "FRAMEWATCH_AMQP_URL": AMQP,
         # The shared wrk scripts sign with t one hour ahead; CSS's default validity is 600 s.
@@ -158,7 +162,7 @@ def main() -> None:
             warm = wrk(f"http://127.0.0.1:{port}{path}", script, 2, args.connections)
             result = wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections)
             results[name].append(result)
-            repeats = duplicates(port)
+            repeats = duplicates(ADMIN_PORT) if name.startswith("framewatch") else 0
             server.stop()
             if frozen is not None:
                 frozen.send_signal(signal.SIGCONT)

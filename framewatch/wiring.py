@@ -10,7 +10,6 @@ from aiohttp import web
 
 from framewatch.admin import api as admin_api
 from framewatch.admin import keys, throttle
-from framewatch.admin.alibaba import Nonces
 from framewatch.admin.cloud import CloudApi
 from framewatch.blobs import factory as blob_factory
 from framewatch.blobs.factory import local_root
@@ -21,7 +20,7 @@ from framewatch.console import app as console_app
 from framewatch.dedupe import factory as dedupe_factory
 from framewatch.providers import registry
 from framewatch.runtime import health
-from framewatch.runtime.serve import Listener
+from framewatch.runtime.serve import Listener, server_tls
 from framewatch.runtime.settings import Settings
 from framewatch.streams.covers import Covers
 from framewatch.streams.store import StreamStore
@@ -48,7 +47,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         vault=keys.vault_for(settings),
         public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
     )
-    cloud = CloudApi(api, Nonces(redis_url, settings.namespace))
+    cloud = CloudApi(api, redis_url, settings.namespace)
     dedupe = dedupe_factory.create(settings)
     publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
     blobs = blob_factory.create(settings)
@@ -64,6 +63,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         topology=Topology(settings.namespace),
         session_ttl=settings.console_session_ttl,
         secure_cookie=settings.console_secure_cookie,
+        public_origin=settings.console_public_origin,
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -95,7 +95,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         body_read_timeout=settings.body_read_timeout,
     )
     add_cover_routes(callbacks, covers, settings.cover_max_age)
-    health.add_routes(callbacks, {"broker": lambda: publisher.ready})
+    health.add_routes(callbacks, {"broker": lambda: publisher.ready}, with_metrics=False)
     blob_root = local_root(settings)
     if blob_root is not None:  # frames and thumbnails in a local directory: the platform fetches them here
         blob_root.mkdir(parents=True, exist_ok=True)
@@ -104,6 +104,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     admin_api.add_routes(admin, api)
     admin.router.add_route("*", "/", cloud.handle)  # the cloud-compatible API: the official SDKs call /
     admin.router.add_get("/healthz", health.healthz)
+    admin.router.add_get("/metrics", health.metrics)  # internal only, like everything on this listener
     console_app.add_routes(admin, console)
     return callbacks, admin
 
@@ -112,7 +113,12 @@ def ingest_listeners(settings: Settings, port: int | None = None, admin_port: in
     callbacks, admin = ingest_apps(settings)
     return [
         Listener(callbacks, settings.host, settings.port if port is None else port),
-        Listener(admin, settings.admin_host, settings.admin_port if admin_port is None else admin_port),
+        Listener(
+            admin,
+            settings.admin_host,
+            settings.admin_port if admin_port is None else admin_port,
+            server_tls(settings.admin_tls_cert, settings.admin_tls_key),
+        ),
     ]
 
 

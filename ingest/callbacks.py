@@ -40,6 +40,8 @@ class CallbackHandler:
         self.body_read_timeout = body_read_timeout
         self._accepted = metrics.CALLBACKS.labels(provider.name, "accepted", "")
         self._duplicate = metrics.CALLBACKS.labels(provider.name, "duplicate", "")
+        for reason in Reason:  # every refusal's series from the start (an alert's first increase is not lost)
+            metrics.CALLBACKS.labels(provider.name, "refused", reason.name)
 
     def add_routes(self, app: web.Application) -> None:
         # Every method: a method the cloud never uses gets the contract's JSON refusal, not aiohttp's text.

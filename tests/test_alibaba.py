@@ -186,7 +186,7 @@ async def test_refusal(alibaba: RunningIngress, broker: Broker, request_: dict[s
     headers = {**request_.pop("headers", {}), **signing_headers(request_.pop("sign", None))}
     async with aiohttp.ClientSession() as session:
         got_status, answer = await send(session, endpoint(alibaba), headers=headers, **request_)
-        async with session.get(f"{alibaba.url}/metrics") as response:
+        async with session.get(f"{alibaba.admin_url}/metrics") as response:
             metrics = await response.text()
     assert (got_status, answer["error"]) == (status, error), answer
     assert isinstance(answer["code"], int) and answer["code"] != 0 and answer["message"]

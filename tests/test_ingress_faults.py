@@ -63,7 +63,7 @@ async def test_a_broker_that_does_not_confirm_gets_503_within_the_bound(ingress,
         assert waited < 3  # FRAMEWATCH_PUBLISH_TIMEOUT is 2 s in the tests
         # The provider's retry of the same event goes through once the broker answers again.
         assert (await post(session, ingress.callbacks, signed(screenshot(1))))[0] == 200
-        assert await metric(session, ingress.url, 'framewatch_publish_failures_total{cause="timeout"}') >= 1
+        assert await metric(session, ingress.admin_url, 'framewatch_publish_failures_total{cause="timeout"}') >= 1
     assert await broker.count("fetch") >= 1
 
 
@@ -78,7 +78,7 @@ async def test_duplicates_collapse_across_two_replicas_sharing_redis(configured,
                 first = await post(session, f"{replicas[0].url}/callbacks/tencent", signed(event))
                 retry = await post(session, f"{replicas[1].url}/callbacks/tencent", signed(event))
                 assert first[0] == retry[0] == 200
-            async with session.get(f"{replicas[1].url}/metrics") as response:
+            async with session.get(f"{replicas[1].admin_url}/metrics") as response:
                 assert 'outcome="duplicate"' in await response.text()
     finally:
         for replica in replicas:
@@ -113,7 +113,7 @@ async def test_redis_down_still_accepts_and_publishes(settings, amqp, broker) ->
     await apply_config(settings, standard_config())
     settings.redis_url = type(settings.amqp_url)("redis://127.0.0.1:1/0")  # nothing listens there
     async with serve_ingress(settings) as ingress, aiohttp.ClientSession() as session:
-        errors_before = await metric(session, ingress.url, "framewatch_dedupe_errors_total")
+        errors_before = await metric(session, ingress.admin_url, "framewatch_dedupe_errors_total")
         event = screenshot(1)
         with structlog.testing.capture_logs() as logs:
             assert (await post(session, ingress.callbacks, signed(event)))[0] == 200
@@ -121,8 +121,8 @@ async def test_redis_down_still_accepts_and_publishes(settings, amqp, broker) ->
             more = [signed(screenshot(n)) for n in range(2, 52)]
             statuses = await asyncio.gather(*(post(session, ingress.callbacks, body) for body in more))
         assert {status for status, _ in statuses} == {200}
-        assert await metric(session, ingress.url, "framewatch_dedupe_errors_total") >= errors_before + 1
-        assert await metric(session, ingress.url, "framewatch_dedupe_fallback") == 1
+        assert await metric(session, ingress.admin_url, "framewatch_dedupe_errors_total") >= errors_before + 1
+        assert await metric(session, ingress.admin_url, "framewatch_dedupe_fallback") == 1
     # The in-process window serves meanwhile: the repeat collapses on this replica, nothing is lost.
     assert await broker.count("fetch") == 51
     # Said once when the breaker opened, not once per callback.
@@ -153,11 +153,11 @@ async def test_a_frozen_redis_costs_callbacks_no_wait(settings, amqp, broker, tm
             repeat = await post(session, ingress.callbacks, signed(screenshot(1)))
             took = time.monotonic() - started
             assert {status for status, _ in statuses} == {200} and repeat[0] == 200
-            assert await metric(session, ingress.url, "framewatch_dedupe_fallback") == 1
+            assert await metric(session, ingress.admin_url, "framewatch_dedupe_fallback") == 1
             redis.send_signal(signal.SIGCONT)
             await asyncio.sleep(1.2)  # past the breaker's cooldown
             assert (await post(session, ingress.callbacks, signed(screenshot(99))))[0] == 200
-            assert await metric(session, ingress.url, "framewatch_dedupe_fallback") == 0
+            assert await metric(session, ingress.admin_url, "framewatch_dedupe_fallback") == 0
         assert took < 2.0  # one short deadline, then no wait at all (a frozen Redis cost ~2 s per callback)
         assert await client.exists(*[k async for k in client.scan_iter("*dedupe*")]) >= 2  # shared again
         await client.aclose()
@@ -182,10 +182,10 @@ async def test_health_endpoints(ingress) -> None:
             assert response.status == 200
         async with session.get(f"{ingress.url}/readyz") as response:
             assert (response.status, await response.json()) == (200, {"status": "ready", "failing": []})
-        before = await metric(session, ingress.url, accepted)
-        confirms_before = await metric(session, ingress.url, "framewatch_publish_seconds_count")
+        before = await metric(session, ingress.admin_url, accepted)
+        confirms_before = await metric(session, ingress.admin_url, "framewatch_publish_seconds_count")
         await post(session, ingress.callbacks, signed(screenshot(1)))
-        assert await metric(session, ingress.url, accepted) == before + 1
-        assert await metric(session, ingress.url, "framewatch_publish_seconds_count") == confirms_before + 1
-        assert await metric(session, ingress.url, "framewatch_publish_in_flight") == 0
-        assert await metric(session, ingress.url, "framewatch_broker_connected") == 1
+        assert await metric(session, ingress.admin_url, accepted) == before + 1
+        assert await metric(session, ingress.admin_url, "framewatch_publish_seconds_count") == confirms_before + 1
+        assert await metric(session, ingress.admin_url, "framewatch_publish_in_flight") == 0
+        assert await metric(session, ingress.admin_url, "framewatch_broker_connected") == 1

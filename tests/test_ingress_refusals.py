@@ -77,7 +77,7 @@ async def test_refusal(ingress, broker, body, suffix, headers, status, error) ->
     kwargs = {} if headers is None else {"headers": headers}
     async with aiohttp.ClientSession() as session:
         got_status, answer = await post(session, ingress.callbacks + suffix, body, **kwargs)
-        async with session.get(f"{ingress.url}/metrics") as response:
+        async with session.get(f"{ingress.admin_url}/metrics") as response:
             metrics = await response.text()
     assert got_status == status
     assert answer["error"] == error

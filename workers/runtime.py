@@ -125,6 +125,7 @@ class StageRunner:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._retry_queues: dict[float, str] = {}
         stage.runner = self
+        metrics.preset_stage(stage.name)
 
     @property
     def consuming(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from framewatch.config import tables as t
 from framewatch.config.errors import ConfigError
@@ -16,7 +16,7 @@ TOKEN_PREFIX = "fw_"
 
 def hash_token(token: str) -> str:
     # Tokens are 256 random bits, not passwords: a fast hash is enough and makes the lookup an index hit.
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def new_token() -> str:
@@ -34,6 +34,8 @@ async def issue_token(store: ConfigStore, name: str, *, replace: bool) -> str:
             raise ConfigError("AccountHasToken", f"account {name!r} already has a token; rotate it to get a new one")
         account_id = await store.ensure_account(conn, name)
         await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(token_hash=hash_token(token)))
+        if had_token:  # a rotation is the remedy for a leaked token: what it signed in ends with it
+            await conn.execute(delete(t.console_sessions).where(t.console_sessions.c.account_id == account_id))
         await store.record_change(conn, account_id, "IssueToken", {"account": name, "replaced": bool(had_token)})
     return token
 

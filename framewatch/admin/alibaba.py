@@ -13,16 +13,15 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections import OrderedDict
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote
 
 import structlog
 from aiohttp import web
-from redis.asyncio import Redis
 
 from framewatch.admin import keys, responses
-from framewatch.admin.api import STORE_FAILURES, AdminApi
+from framewatch.admin.api import STORE_FAILURES, AdminApi, same
+from framewatch.admin.replay import FirstUses
 from framewatch.config.errors import ConfigError
 from framewatch.runtime import metrics
 
@@ -60,7 +59,6 @@ COMMON = frozenset(
 )
 # A signed request older or newer than this is refused; its nonce is remembered as long.
 WINDOW = 15 * 60
-MAX_NONCES = 200_000
 
 
 def pct(value: str) -> str:
@@ -68,52 +66,28 @@ def pct(value: str) -> str:
     return quote(value, safe="~")
 
 
-class Nonces:
-    """Nonces seen within the window: in Redis when set (shared by every replica), else in this process."""
-
-    def __init__(self, redis_url: str | None, namespace: str) -> None:
-        self.redis = Redis.from_url(redis_url, socket_timeout=1.0) if redis_url else None
-        self.prefix = f"{namespace}:nonce:"
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    async def first_use(self, nonce: str) -> bool:
-        if self.redis is not None:
-            try:
-                return bool(await self.redis.set(self.prefix + nonce, b"1", nx=True, ex=WINDOW))
-            except Exception as exc:  # Redis down: this replica's memory still refuses its own replays
-                log.warning("nonce_store_unavailable", error=type(exc).__name__)
-        now = time.monotonic()
-        while self._seen and next(iter(self._seen.values())) < now - WINDOW:
-            self._seen.popitem(last=False)
-        if nonce in self._seen:
-            return False
-        self._seen[nonce] = now
-        while len(self._seen) > MAX_NONCES:
-            self._seen.popitem(last=False)
-        return True
-
-    async def close(self) -> None:
-        if self.redis is not None:
-            await self.redis.aclose()
-
-
 class AlibabaApi:
-    def __init__(self, api: AdminApi, nonces: Nonces) -> None:
+    def __init__(self, api: AdminApi, nonces: FirstUses) -> None:
         self.api = api
         self.nonces = nonces
 
     async def handle(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4()).upper()
         values: dict[str, str] = dict(request.query)
-        name = request.headers.get("x-acs-action") or values.get("Action", "")
+        v3 = request.headers.get("Authorization", "").startswith("ACS3-")
+        # Only what the signature covers names the action: RPC signs its Action parameter, V3 its x-acs-action
+        # header (an unsigned header must not turn a signed read into another action).
+        name = request.headers.get("x-acs-action", "") if v3 else values.get("Action", "")
         xml = values.get("Format", "").upper() == "XML"
         account_id: int | None = None
         try:
             body = await self.api.read_body(request) if request.method == "POST" else b""
             if body and request.content_type == "application/x-www-form-urlencoded":
                 values.update(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
-            account_id = await self._authenticate(request, values)
-            version = request.headers.get("x-acs-version") or values.get("Version", VERSION)
+            if not v3:
+                name = values.get("Action", "")
+            account_id = await self._authenticate(request, values, v3)
+            version = (request.headers.get("x-acs-version") if v3 else values.get("Version")) or VERSION
             if version != VERSION:
                 raise ConfigError("InvalidVersion", f"Specified parameter Version is not valid: use {VERSION}.")
             own = {k: v for k, v in values.items() if k not in COMMON}
@@ -131,15 +105,13 @@ class AlibabaApi:
         log.info("admin_call", dialect="alibaba", action=name, account=account_id, request_id=request_id)
         return responses.success(name, request_id, fields, xml)
 
-    async def _authenticate(self, request: web.Request, values: dict[str, str]) -> int:
-        v3 = request.headers.get("Authorization", "").startswith("ACS3-")
+    async def _authenticate(self, request: web.Request, values: dict[str, str], v3: bool) -> int:
         blocked = ConfigError("Throttling.User", "Too many failed authentications from this address.", 400)
-        return await self.api.guarded(
-            request,
-            lambda: self._v3(request, values) if v3 else self._rpc(request, values),
-            blocked,
-            lambda refused: refused.code in AUTH_CODES,
+        key = await self.api.guarded(
+            request, lambda: self._v3(request, values) if v3 else self._rpc(request, values), blocked
         )
+        await keys.touch(self.api.config.store, key)
+        return key.account_id
 
     async def _key(self, key_id: str) -> keys.ActiveKey:
         key = await keys.lookup(self.api.config.store, self.api.vault, key_id)
@@ -156,10 +128,10 @@ class AlibabaApi:
             raise ConfigError("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
         if not nonce or len(nonce) > 128:
             raise ConfigError("MissingSignatureNonce", "The input parameter SignatureNonce is not supplied.", 400)
-        if not await self.nonces.first_use(nonce):
+        if await self.nonces.first(nonce, "1") is not None:
             raise ConfigError("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
 
-    async def _rpc(self, request: web.Request, values: dict[str, str]) -> int:
+    async def _rpc(self, request: web.Request, values: dict[str, str]) -> keys.ActiveKey:
         given, key_id = values.get("Signature", ""), values.get("AccessKeyId", "")
         if not given or not key_id:
             raise ConfigError("MissingParameter", "Signature and AccessKeyId are required.", 400)
@@ -170,21 +142,23 @@ class AlibabaApi:
         canonical = "&".join(f"{pct(k)}={pct(v)}" for k, v in sorted(signed.items()))
         to_sign = f"{request.method}&{pct('/')}&{pct(canonical)}"
         expected = base64.b64encode(hmac.new(f"{key.secret}&".encode(), to_sign.encode(), hashlib.sha1).digest())
-        if not hmac.compare_digest(expected.decode(), given):
+        if not same(expected.decode(), given):
             # As Alibaba answers: the string the server signed, so that the SDK can tell a wrong secret
             # (InvalidAccessKeySecret) from a request signed over other parameters.
             message = f"Specified signature is not matched with our calculation. server string to sign is:{to_sign}"
             raise ConfigError("SignatureDoesNotMatch", message, 400)
         await self._fresh(values.get("Timestamp", ""), values.get("SignatureNonce", ""))
-        return key.account_id
+        return key
 
-    async def _v3(self, request: web.Request, values: dict[str, str]) -> int:
+    async def _v3(self, request: web.Request, values: dict[str, str]) -> keys.ActiveKey:
         scheme, _, rest = request.headers["Authorization"].partition(" ")
         fields = dict(part.strip().split("=", 1) for part in rest.split(",") if "=" in part)
         if scheme != "ACS3-HMAC-SHA256" or not {"Credential", "SignedHeaders", "Signature"} <= fields.keys():
             raise ConfigError("IncompleteSignature", "The Authorization header is not ACS3-HMAC-SHA256.", 400)
         key = await self._key(fields["Credential"])
         names = fields["SignedHeaders"].split(";")
+        if "x-acs-action" not in names:
+            raise ConfigError("IncompleteSignature", "The signature must cover the x-acs-action header.", 400)
         headers = "".join(
             f"{name}:{','.join(sorted(v.strip() for v in request.headers.getall(name, [])))}\n" for name in names
         )
@@ -193,13 +167,10 @@ class AlibabaApi:
         canonical = f"{request.method}\n{request.path}\n{query}\n{headers}\n{fields['SignedHeaders']}\n{payload}"
         to_sign = f"ACS3-HMAC-SHA256\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         expected = hmac.new(key.secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, fields["Signature"]):
+        if not same(expected, fields["Signature"]):
             raise ConfigError("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.", 400)
         body_hash = hashlib.sha256(await request.read()).hexdigest()
-        if not hmac.compare_digest(body_hash, payload):  # the signature covers the body through its hash
+        if not same(body_hash, payload):  # the signature covers the body through its hash
             raise ConfigError("SignatureDoesNotMatch", "The body does not match x-acs-content-sha256.", 400)
         await self._fresh(request.headers.get("x-acs-date", ""), request.headers.get("x-acs-signature-nonce", ""))
-        return key.account_id
-
-
-AUTH_CODES = frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "IncompleteSignature"})
+        return key

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -27,6 +28,13 @@ log = structlog.get_logger("framewatch.admin")
 STORE_FAILURES = (SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # Peers whose failed authentications are remembered at once (least recent forgotten first).
 MAX_PEERS = 100_000
+Verified = TypeVar("Verified")
+
+
+def same(expected: str, given: str) -> bool:
+    """A constant-time comparison that any string can be given to: a signature in characters that are not ASCII
+    is a wrong signature, not an error (hmac.compare_digest refuses such strings)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 
 
 class AdminApi:
@@ -114,27 +122,23 @@ class AdminApi:
         return responses.error(refused.code, refused.message, refused.status, request_id, request.host, xml, headers)
 
     async def guarded(
-        self,
-        request: web.Request,
-        verify: Callable[[], Awaitable[int]],
-        blocked: ConfigError,
-        counts: Callable[[ConfigError], bool],
-    ) -> int:
-        """The account `verify` authenticates, for every dialect: a peer past its failed authentications gets
-        `blocked` without a lookup, and each refusal that `counts` is one more failure of the peer's."""
+        self, request: web.Request, verify: Callable[[], Awaitable[Verified]], blocked: ConfigError
+    ) -> Verified:
+        """What `verify` authenticates, for every dialect: a peer past its failed authentications gets `blocked`
+        without a lookup, and each refusal of `verify` (a malformed, wrong, expired or replayed signature, an
+        unknown key) is one more failure of the peer's."""
         peer = request.remote or "unknown"
         if self.failures.blocked(peer):
             raise blocked
         try:
             return await verify()
-        except ConfigError as refused:
-            if counts(refused):
-                self.failures.record(peer)
+        except ConfigError:
+            self.failures.record(peer)
             raise
 
     async def _authenticate(self, request: web.Request) -> int:
         blocked = ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.", 429)
-        return await self.guarded(request, lambda: self._bearer(request), blocked, lambda _: True)
+        return await self.guarded(request, lambda: self._bearer(request), blocked)
 
     async def _bearer(self, request: web.Request) -> int:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

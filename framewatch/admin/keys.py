@@ -57,7 +57,7 @@ def master_key(configured: str | None, key_file: Path) -> bytes:
         return key_file.read_bytes().strip()
     except FileNotFoundError:
         pass
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Fernet.generate_key()
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -132,13 +132,15 @@ async def list_keys(store: ConfigStore, account: str) -> list[KeyInfo]:
 
 @dataclass(frozen=True, slots=True)
 class ActiveKey:
+    id: int
     account_id: int
     secret: str
+    last_used_at: int | None
 
 
 async def lookup(store: ConfigStore, vault: Vault, key_id: str) -> ActiveKey | None:
-    """The active key pair with this id, its secret opened; None when unknown or revoked. Notes its use."""
-    if not key_id.startswith(KEY_ID_PREFIX) or len(key_id) > 64:
+    """The active key pair with this id, its secret opened; None when unknown or revoked."""
+    if not key_id.startswith(KEY_ID_PREFIX) or len(key_id) > 64 or not key_id.isascii():
         return None
     async with store.engine.connect() as conn:
         row = (await conn.execute(select(t.api_keys).where(t.api_keys.c.key_id == key_id))).first()
@@ -147,8 +149,12 @@ async def lookup(store: ConfigStore, vault: Vault, key_id: str) -> ActiveKey | N
     secret = vault.open(row.secret_encrypted)
     if secret is None:
         return None
+    return ActiveKey(int(row.id), int(row.account_id), secret, row.last_used_at)
+
+
+async def touch(store: ConfigStore, key: ActiveKey) -> None:
+    """Notes the key's use: called only once its signature verified, so a forger cannot make a key look used."""
     now = int(time.time())
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         async with store.engine.begin() as conn:
-            await conn.execute(update(t.api_keys).where(t.api_keys.c.id == row.id).values(last_used_at=now))
-    return ActiveKey(int(row.account_id), secret)
+            await conn.execute(update(t.api_keys).where(t.api_keys.c.id == key.id).values(last_used_at=now))

@@ -21,16 +21,18 @@ import structlog
 from aiohttp import web
 
 from framewatch.admin import keys
-from framewatch.admin.api import STORE_FAILURES, AdminApi
+from framewatch.admin.api import STORE_FAILURES, AdminApi, same
+from framewatch.admin.replay import FirstUses
 from framewatch.config.errors import ConfigError
 from framewatch.runtime import metrics
 
 log = structlog.get_logger("framewatch.admin")
 
 VERSION = "2018-08-01"
-SERVICE = "live"
-# A signature older or newer than this is refused (AuthFailure.SignatureExpire), as Tencent does.
+# A signature older or newer than this is refused (AuthFailure.SignatureExpire), as Tencent does; each signature is
+# remembered for the whole span it is valid in.
 CLOCK_WINDOW = 300
+SIGNATURE_MEMORY = 2 * CLOCK_WINDOW + 60
 ACTIONS = frozenset(
     {
         "CreateLiveCallbackTemplate",
@@ -44,6 +46,10 @@ ACTIONS = frozenset(
         "DescribeLiveStreamOnlineList",
     }
 )
+# What a reused signature may run: reads only. The SDKs sign `content-type;host` and the body, not X-TC-Action, so
+# two genuine reads with the same parameters in one second share a signature (both run), while a captured request
+# must not replay as a change (a different action, or the same change again).
+READS = frozenset(name for name in ACTIONS if name.startswith("Describe"))
 # framewatch's code -> Tencent's, for these actions (the SDK's errorcodes.py); others keep their name.
 CODES = {
     "ResourceNotFound.TemplateNotFound": "InvalidParameter.ConfNotFound",
@@ -58,15 +64,17 @@ CODES = {
     "RequestTimeout": "InternalError",
 }
 _AUTHORIZATION = re.compile(
-    r"TC3-HMAC-SHA256 Credential=(?P<key_id>[^/\s]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[a-z]+)/tc3_request,\s*"
+    r"TC3-HMAC-SHA256 Credential=(?P<key_id>[^/\s]+)/(?P<date>\d{4}-\d{2}-\d{2})/"
+    r"(?P<service>[!-.0-~]{1,64})/tc3_request,\s*"
     r"SignedHeaders=(?P<headers>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})$"
 )
 _BEIJING = timedelta(hours=8)  # Tencent writes times in UTC+8
 
 
 class TencentApi:
-    def __init__(self, api: AdminApi) -> None:
+    def __init__(self, api: AdminApi, signatures: FirstUses) -> None:
         self.api = api
+        self.signatures = signatures  # each signature's first action
 
     async def handle(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
@@ -74,7 +82,7 @@ class TencentApi:
         account_id: int | None = None
         try:
             body = await self.api.read_body(request) if request.method == "POST" else b""
-            account_id = await self._authenticate(request, body)
+            account_id = await self._authenticate(request, body, name)
             if request.headers.get("X-TC-Version", VERSION) != VERSION:
                 raise ConfigError("NoSuchVersion", f"The API version must be {VERSION}.")
             values = _parameters(request, body)
@@ -93,16 +101,21 @@ class TencentApi:
         log.info("admin_call", dialect="tencent", action=name, account=account_id, request_id=request_id)
         return _answer({**_tencent_shapes(name, fields), "RequestId": request_id})
 
-    async def _authenticate(self, request: web.Request, body: bytes) -> int:
-        blocked = ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.")
-        return await self.api.guarded(
-            request,
-            lambda: self._verify(request, body),
-            blocked,
-            lambda refused: refused.code.startswith("AuthFailure"),
-        )
+    def legacy(self) -> web.Response:
+        """Tencent's older HmacSHA1 and HmacSHA256 signatures: refused in Tencent's envelope, with a code the SDK
+        raises, rather than read as another cloud's request."""
+        message = "Sign requests with TC3-HMAC-SHA256 (the SDKs' default): HmacSHA1 and HmacSHA256 are not served."
+        metrics.ADMIN_CALLS.labels("unknown", "AuthFailure.InvalidAuthorization").inc()
+        error = {"Code": "AuthFailure.InvalidAuthorization", "Message": message}
+        return _answer({"Error": error, "RequestId": str(uuid.uuid4())})
 
-    async def _verify(self, request: web.Request, body: bytes) -> int:
+    async def _authenticate(self, request: web.Request, body: bytes, action: str) -> int:
+        blocked = ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.")
+        key = await self.api.guarded(request, lambda: self._verify(request, body, action), blocked)
+        await keys.touch(self.api.config.store, key)
+        return key.account_id
+
+    async def _verify(self, request: web.Request, body: bytes, action: str) -> keys.ActiveKey:
         found = _AUTHORIZATION.match(request.headers.get("Authorization", "").strip())
         if found is None:
             raise ConfigError("AuthFailure.InvalidAuthorization", "The Authorization header is not TC3-HMAC-SHA256.")
@@ -112,28 +125,41 @@ class TencentApi:
         if abs(time.time() - int(timestamp)) > CLOCK_WINDOW:
             raise ConfigError("AuthFailure.SignatureExpire", "The signature has expired: check the clock.")
         date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d")
-        if found["date"] != date or found["service"] != SERVICE:
+        if found["date"] != date:
             raise ConfigError("AuthFailure.SignatureFailure", "The credential scope does not match the request.")
         key = await keys.lookup(self.api.config.store, self.api.vault, found["key_id"])
         if key is None:
             raise ConfigError("AuthFailure.SecretIdNotFound", "The SecretId does not exist or was revoked.")
-        expected = signature(request, body, found["headers"], timestamp, date, key.secret)
-        if not hmac.compare_digest(expected, found["signature"]):
+        # The service is the scope's, as the client signed it: the Python SDK writes "live", the Node SDK the
+        # endpoint's first label ("127" for 127.0.0.1:8090). The Node SDK signs the host without its port.
+        host = request.headers.get("Host", "").strip()
+        hosts = dict.fromkeys((host, host.rpartition(":")[0] if host.rpartition(":")[2].isdecimal() else host))
+        signed = found["headers"], timestamp, found["service"], key.secret
+        if not any(same(signature(request, body, *signed, host), found["signature"]) for host in hosts):
             raise ConfigError("AuthFailure.SignatureFailure", "The signature does not match.")
-        return key.account_id
+        first = await self.signatures.first(found["signature"], action)
+        if first is not None and action not in READS:
+            raise ConfigError(
+                "AuthFailure.SignatureFailure",
+                f"This signature was used already ({first}): a signature runs one change once. Sign the request again.",
+            )
+        return key
 
 
-def signature(request: web.Request, body: bytes, signed_headers: str, timestamp: str, date: str, secret: str) -> str:
-    """TC3-HMAC-SHA256 over the request as received (SPEC §9)."""
+def signature(
+    request: web.Request, body: bytes, signed_headers: str, timestamp: str, service: str, secret: str, host: str
+) -> str:
+    """TC3-HMAC-SHA256 over the request as received (SPEC §9), with the Host header read as `host`."""
     names = signed_headers.split(";")
-    headers = "".join(f"{name}:{request.headers.get(name, '').strip()}\n" for name in names)
+    headers = "".join(f"{name}:{host if name == 'host' else request.headers.get(name, '').strip()}\n" for name in names)
     query = request.rel_url.raw_query_string if request.method == "GET" else ""
     payload = b"" if request.method == "GET" else body
     canonical = "\n".join((request.method, "/", query, headers, signed_headers, hashlib.sha256(payload).hexdigest()))
-    scope = f"{date}/{SERVICE}/tc3_request"
+    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d")
+    scope = f"{date}/{service}/tc3_request"
     to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     key = f"TC3{secret}".encode()
-    for part in (date, SERVICE, "tc3_request"):
+    for part in (date, service, "tc3_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 

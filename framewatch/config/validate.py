@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from framewatch.config import webhook_secrets
 from framewatch.config.errors import ConfigError
 from framewatch.config.tables import NOTIFY_URL_FIELDS
-from framewatch.runtime.netguard import is_public, resolve
+from framewatch.runtime.netguard import address_allowed, resolve
 
 CALLBACK_KEY = re.compile(r"[A-Za-z0-9]{1,32}")
 DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_-]{1,63}")
@@ -72,7 +72,8 @@ def domain(value: str, field: str = "DomainName") -> str:
 
 
 async def notify_url(value: str, allow_private: bool) -> str:
-    """http(s) with a host, and, unless private addresses are allowed, a host that resolves only to public ones."""
+    """http(s) with a host that resolves only to public addresses, or, where private ones are allowed, to none
+    that is link-local or a cloud's metadata service (those never: they hand out the machine's credentials)."""
     try:
         parts = urlsplit(value)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -80,12 +81,12 @@ async def notify_url(value: str, allow_private: bool) -> str:
         raise ConfigError("InvalidNotifyUrl.Malformed", "Specified NotifyUrl is invalid.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
         raise ConfigError("InvalidNotifyUrl.Malformed", "Specified NotifyUrl is invalid.")
-    if allow_private:
-        return value
     try:
         addresses = await resolve(parts.hostname, port)
     except OSError:
+        if allow_private:  # a development receiver this machine cannot resolve yet: checked again at each delivery
+            return value
         raise ConfigError("InvalidNotifyUrl.Malformed", "Specified NotifyUrl host does not resolve.") from None
-    if not addresses or not all(is_public(address) for address in addresses):
+    if not addresses or not all(address_allowed(address, allow_private) for address in addresses):
         raise ConfigError("InvalidNotifyUrl.Unsafe", "Specified NotifyUrl is not safe.")
     return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,14 @@ PREFIX = "/console"
 EVENTS_EVERY = 1.0
 EVENTS_OVERLAP = 5.0
 MAX_EVENT_STREAMS = 200
+MAX_EVENT_STREAMS_PER_ACCOUNT = 20  # one account's open walls never take the others' share
 KEEPALIVE = 15.0
 # Dead letters examined per stage on the page (the CLI reads them all).
 DLQ_PAGE = 500
 MAX_DECISIONS = 500  # frames in one bulk decision
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -72,6 +74,7 @@ class Console:
         topology: Topology,
         session_ttl: int,
         secure_cookie: bool | None,
+        public_origin: str | None = None,
     ) -> None:
         self.config = config
         self.streams = streams
@@ -81,9 +84,15 @@ class Console:
         self.amqp_urls = amqp_urls
         self.topology = topology
         self.sessions = Sessions(config.store, session_ttl)
+        # Where browsers reach the console (behind a TLS proxy, https://review.example.com): what a form's Origin
+        # must be. Unset: the scheme and host of the request as this process received it.
+        self.public_origin = public_origin.rstrip("/") if public_origin else None
         self.secure_cookie = secure_cookie
+        if secure_cookie is None and self.public_origin and self.public_origin.startswith("https://"):
+            self.secure_cookie = True
         self.failures = FailedAuthentications()
         self.event_streams = 0
+        self.account_streams: Counter[int] = Counter()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, enable_async=False
         )
@@ -119,11 +128,17 @@ class Console:
 
     async def _check_post(self, request: web.Request, session: Session) -> None:
         """Every form: same origin (when the browser says), and the session's CSRF token."""
-        _refuse_cross_origin(request)
+        self._refuse_cross_origin(request)
         form = await request.post()
         token = form.get("csrf") or request.headers.get("X-CSRF-Token", "")
         if not isinstance(token, str) or not session.csrf_matches(token):
             raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
+
+    def _refuse_cross_origin(self, request: web.Request) -> None:
+        """A form posted from another origin (when the browser says where it comes from) is refused."""
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != (self.public_origin or f"{request.scheme}://{request.host}"):
+            raise web.HTTPForbidden(text="cross-origin form refused")
 
     def _cookie_secure(self, request: web.Request) -> bool:
         return self.secure_cookie if self.secure_cookie is not None else request.secure
@@ -138,7 +153,7 @@ class Console:
         if self.failures.blocked(peer):
             error = "Too many failed sign-ins from this address; wait a little."
             return self.page("login.html", None, 429, error=error)
-        _refuse_cross_origin(request)
+        self._refuse_cross_origin(request)
         form = await request.post()
         token, reviewer = form.get("token"), form.get("reviewer")
         account_id = await accounts.authenticate(self.config.store, token.strip()) if isinstance(token, str) else None
@@ -187,12 +202,16 @@ class Console:
         """Server-sent events: each changed stream of the account (filtered) as it changes."""
         if self.event_streams >= MAX_EVENT_STREAMS:
             return web.json_response({"error": "TooManyWalls"}, status=503, headers={"Retry-After": "5"})
+        if self.account_streams[session.account_id] >= MAX_EVENT_STREAMS_PER_ACCOUNT:
+            body = {"error": "TooManyWallsForAccount", "limit": MAX_EVENT_STREAMS_PER_ACCOUNT}
+            return web.json_response(body, status=429, headers={"Retry-After": "5"})
         domain, app = request.query.get("domain", ""), request.query.get("app", "")
         response = web.StreamResponse(
             headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
         )
         await response.prepare(request)
         self.event_streams += 1
+        self.account_streams[session.account_id] += 1
         sent: dict[tuple[str, str], tuple[Any, ...]] = {}
         since = time.time() - EVENTS_OVERLAP
         quiet = 0.0
@@ -219,6 +238,9 @@ class Console:
             pass
         finally:
             self.event_streams -= 1
+            self.account_streams[session.account_id] -= 1
+            if not self.account_streams[session.account_id]:
+                del self.account_streams[session.account_id]
         return response
 
     async def stream(self, request: web.Request, session: Session) -> web.Response:
@@ -241,8 +263,10 @@ class Console:
         frame = await self.streams.frame(session.account_id, request.match_info["id"])
         if frame is None:
             raise web.HTTPNotFound()
-        if frame.image_key is None:  # a provider's verdict on a frame never stored here: its own URL
-            raise web.HTTPFound(frame.source_url)
+        if frame.image_key is None:  # a provider's verdict on a frame never stored here: its URL, as plain text
+            # Never a redirect: a URL a callback named must not be followed from the console's origin.
+            text = f"This frame was not stored here. The provider's copy: {frame.source_url}\n"
+            return web.Response(status=404, text=text, content_type="text/plain", headers=SECURITY_HEADERS)
         try:
             data = await self.blobs.get(frame.image_key)
         except KeyError:
@@ -352,13 +376,6 @@ class Console:
         replayed = await dead.replay(chosen or None, limit=DLQ_PAGE, domains=mine)
         log.info("console_replayed", stage=stage, messages=replayed, account=session.account)
         raise web.HTTPSeeOther(f"{PREFIX}/dlq?" + urlencode({"notice": f"{replayed} replayed into {stage}"}))
-
-
-def _refuse_cross_origin(request: web.Request) -> None:
-    """A form posted from another origin (when the browser says where it comes from) is refused."""
-    origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
-        raise web.HTTPForbidden(text="cross-origin form refused")
 
 
 def _share(part: int, whole: int) -> int | None:

@@ -1,4 +1,5 @@
-"""/healthz (the process is alive), /readyz (it can do its job), /metrics (Prometheus) on every process."""
+"""/healthz (the process is alive), /readyz (it can do its job), /metrics (Prometheus) on every process: on the
+admin listener for the ingress, on the worker port for workers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Callable
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 # Named checks: each returns True when healthy. /readyz answers 503 and names the failing ones otherwise.
 ReadinessChecks = dict[str, Callable[[], bool]]
@@ -36,12 +38,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(_: web.Request) -> web.Response:
-    response = web.Response(body=generate_latest())
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return response
+    # The text format every Prometheus reads, version included: a header, since aiohttp's content_type drops it.
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-def add_routes(app: web.Application, checks: ReadinessChecks) -> None:
+def add_routes(app: web.Application, checks: ReadinessChecks, *, with_metrics: bool = True) -> None:
+    """The probes; /metrics too unless the application faces the internet (the callback listener), whose
+    metrics the admin listener serves."""
     app[READINESS] = checks
     app[LIFECYCLE] = Lifecycle()
 
@@ -51,4 +54,5 @@ def add_routes(app: web.Application, checks: ReadinessChecks) -> None:
     app.on_shutdown.append(start_draining)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    if with_metrics:
+        app.router.add_get("/metrics", metrics)

@@ -16,18 +16,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from framewatch.runtime.netguard import IPAddress, embedded_ipv4, is_public
+from framewatch.runtime.netguard import address_allowed
 
 # Never a legitimate source or receiver, even where private addresses are allowed (local demos and tests).
-ALWAYS_BLOCKED = (
-    ipaddress.ip_network("169.254.0.0/16"),  # link-local, including cloud metadata (169.254.169.254)
-    ipaddress.ip_network("fe80::/10"),
-    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
-    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
-    ipaddress.ip_network("0.0.0.0/8"),
-    ipaddress.ip_network("224.0.0.0/4"),  # multicast
-    ipaddress.ip_network("ff00::/8"),
-)
 
 
 class UnsafeDestination(Exception):
@@ -49,13 +40,6 @@ def loggable(url: str | URL) -> str:
     """The URL without query, fragment or credentials: receivers put tokens there."""
     parsed = URL(url) if isinstance(url, str) else url
     return str(parsed.with_query(None).with_fragment(None).with_user(None))
-
-
-def address_allowed(address: IPAddress, allow_private: bool) -> bool:
-    for candidate in (address, *embedded_ipv4(address)):  # what a 6to4, Teredo or NAT64 address reaches too
-        if any(candidate in network for network in ALWAYS_BLOCKED):
-            return False
-    return allow_private or is_public(address)
 
 
 class GuardedResolver(AbstractResolver):

@@ -1,4 +1,8 @@
-"""Prometheus metrics of every framewatch process, served at /metrics."""
+"""Prometheus metrics of every framewatch process, served at /metrics.
+
+Every counter's known series exist from the start, at 0 (`preset`, and the stages and routes for their own labels):
+a rate over a series that appears only with its first increase misses that increase, and an alert on it never fires.
+"""
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -70,3 +74,27 @@ COVER_LATENCY = Histogram(
 )
 COVERS_SERVED = Counter("framewatch_covers_served_total", "GET /covers answers, by status.", ["status"])
 REVIEW_DECISIONS = Counter("framewatch_review_decisions_total", "Reviewers' decisions on flagged frames.", ["decision"])
+
+STAGE_OUTCOMES = ("done", "retried", "deferred", "dead", "requeued")
+PUBLISH_CAUSES = ("not_connected", "blocked", "overloaded", "timeout", "nack", "unroutable", "connection_lost")
+COVER_STATUSES = ("200", "304", "404", "503")
+
+
+def preset() -> None:
+    """The series whose labels this module knows, at 0."""
+    for cause in PUBLISH_CAUSES:
+        PUBLISH_FAILURES.labels(cause)
+    for status in COVER_STATUSES:
+        COVERS_SERVED.labels(status)
+    for decision in ("violation", "not_violation"):
+        REVIEW_DECISIONS.labels(decision)
+
+
+def preset_stage(stage: str) -> None:
+    for outcome in STAGE_OUTCOMES:
+        STAGE_MESSAGES.labels(stage, outcome)
+    STAGE_IN_FLIGHT.labels(stage)
+    STAGE_SECONDS.labels(stage)
+
+
+preset()

@@ -7,6 +7,17 @@ import socket
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Never reached on a user's behalf, even where private addresses are allowed (development, an own network).
+ALWAYS_BLOCKED = (
+    ipaddress.ip_network("169.254.0.0/16"),  # link-local, including cloud metadata (169.254.169.254)
+    ipaddress.ip_network("fe80::/10"),
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
+    ipaddress.ip_network("0.0.0.0/8"),
+    ipaddress.ip_network("224.0.0.0/4"),  # multicast
+    ipaddress.ip_network("ff00::/8"),
+)
+
 NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 
@@ -34,6 +45,13 @@ def is_public(address: IPAddress) -> bool:
 
 def _is_public(address: IPAddress) -> bool:
     return address.is_global and not (address.is_multicast or address.is_reserved)
+
+
+def address_allowed(address: IPAddress, allow_private: bool) -> bool:
+    for candidate in (address, *embedded_ipv4(address)):  # what a 6to4, Teredo or NAT64 address reaches too
+        if any(candidate in network for network in ALWAYS_BLOCKED):
+            return False
+    return allow_private or is_public(address)
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:

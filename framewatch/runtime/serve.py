@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import ssl
 from dataclasses import dataclass
 
 import structlog
@@ -19,6 +20,17 @@ class Listener:
     app: web.Application
     host: str
     port: int
+    tls: ssl.SSLContext | None = None  # HTTPS when set
+
+
+def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """A TLS server context from PEM files (TLS 1.2 at least), or None when no certificate is given."""
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key or None)
+    return context
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -55,8 +67,8 @@ async def _serve(listeners: list[Listener], name: str, shutdown_timeout: float) 
             runner = web.AppRunner(listener.app, access_log=None, shutdown_timeout=shutdown_timeout)
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, listener.host, listener.port).start()
-            log.info("listening", service=name, host=listener.host, port=listener.port)
+            await web.TCPSite(runner, listener.host, listener.port, ssl_context=listener.tls).start()
+            log.info("listening", service=name, host=listener.host, port=listener.port, tls=listener.tls is not None)
         await stop.wait()
     finally:
         for runner in reversed(runners):

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # The admin listener: admin API, cloud-compatible API, review console (internal: never expose it publicly).
     admin_host: str = "127.0.0.1"
     admin_port: int = 8090
+    # Serve the admin listener over HTTPS with this certificate chain and key (PEM files). Plain HTTP is for a
+    # trusted network only: the cloud APIs' signatures do not cover every header, and tokens travel in the clear.
+    admin_tls_cert: str | None = None
+    admin_tls_key: str | None = None
 
     # Bound on a publisher confirm; past it the callback is answered 503 and the provider retries.
     publish_timeout: float = Field(3.0, gt=0)
@@ -136,6 +140,9 @@ class Settings(BaseSettings):
     # when a TLS proxy serves the console; unset, the cookie is Secure when the request came over HTTPS).
     console_session_ttl: int = Field(12 * 3600, gt=0)
     console_secure_cookie: bool | None = None
+    # Where browsers reach the console, as scheme://host[:port] (https://review.example.com behind a TLS proxy): the
+    # Origin every form must carry. Unset: the scheme and Host of the request as framewatch received it.
+    console_public_origin: str | None = None
     log_level: str = "info"
 
     @field_validator(
