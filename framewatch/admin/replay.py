@@ -37,6 +37,8 @@ class FirstUses:
         """The value `key` was first used with, or None: then this is its first use, remembered with `value`."""
         now = time.monotonic()
         self._expire(now)
+        if self._unsynced:
+            await self._sync()
         seen = self._seen.get(key)
         if seen is not None:
             return seen[0]
@@ -50,7 +52,6 @@ class FirstUses:
         if self._script is None:
             return None
         try:
-            await self._sync()
             first = await self._script(keys=[self.prefix + key], args=[value, self.window])
         except Exception as exc:  # Redis down: this replica's memory still refuses what it saw
             log.warning("replay_store_unavailable", store=self.prefix, error=type(exc).__name__)
@@ -61,12 +62,15 @@ class FirstUses:
         return None if first is None else first.decode(errors="replace")
 
     async def _sync(self) -> None:
-        """What this replica accepted while Redis was away, written there now that it answers."""
+        """What this replica accepted while Redis was away, written there once it answers again."""
         assert self._script is not None
-        while self._unsynced:
-            key, value = next(iter(self._unsynced.items()))
-            await self._script(keys=[self.prefix + key], args=[value, self.window])
-            del self._unsynced[key]
+        try:
+            while self._unsynced:
+                key, value = next(iter(self._unsynced.items()))
+                await self._script(keys=[self.prefix + key], args=[value, self.window])
+                del self._unsynced[key]
+        except Exception as exc:  # still away: kept for the next call
+            log.warning("replay_store_unavailable", store=self.prefix, error=type(exc).__name__)
 
     def _expire(self, now: float) -> None:
         while self._seen and next(iter(self._seen.values()))[1] < now - self.window:
