@@ -216,7 +216,8 @@ class Console:
         since = time.time() - EVENTS_OVERLAP
         quiet = 0.0
         try:
-            while True:
+            # A wall whose browser went away is noticed within a turn, not at the next write: it gives its slot back.
+            while request.transport is not None and not request.transport.is_closing():
                 _, rows = await self.streams.streams(
                     session.account_id, domain=domain, app=app, live_only=False, changed_since=since, limit=1000
                 )
