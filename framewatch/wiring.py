@@ -38,11 +38,13 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     config = live_config(settings)
     store = config.store
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    streams = StreamStore(store.engine, silence=settings.stream_silence)
     api = admin_api.AdminApi(
         config,
         throttle.create(redis_url, settings.namespace),
         allow_private_urls=settings.deliver_allow_private,
         key_overlap=settings.key_rotation_overlap,
+        streams=streams,
         body_read_timeout=settings.body_read_timeout,
         vault=keys.vault_for(settings),
         public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
@@ -51,7 +53,6 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     dedupe = dedupe_factory.create(settings)
     publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
     blobs = blob_factory.create(settings)
-    streams = StreamStore(store.engine)
     covers = Covers(streams, blobs)
     console = console_app.Console(
         config,
@@ -93,6 +94,7 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         publisher,
         body_max_bytes=settings.body_max_bytes,
         body_read_timeout=settings.body_read_timeout,
+        clock_skew=settings.clock_skew,
     )
     add_cover_routes(callbacks, covers, settings.cover_max_age)
     health.add_routes(callbacks, {"broker": lambda: publisher.ready}, with_metrics=False)

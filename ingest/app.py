@@ -22,6 +22,7 @@ def add_callback_routes(
     *,
     body_max_bytes: int,
     body_read_timeout: float,
+    clock_skew: float,
 ) -> None:
     for provider in providers:
         handler = CallbackHandler(
@@ -31,5 +32,6 @@ def add_callback_routes(
             publisher,
             body_max_bytes=body_max_bytes,
             body_read_timeout=body_read_timeout,
+            clock_skew=clock_skew,
         )
         handler.add_routes(app)

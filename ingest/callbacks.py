@@ -12,6 +12,7 @@ from aiohttp import web
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.config.live import LiveConfig
 from framewatch.dedupe.base import Claim, DedupeStore
+from framewatch.providers import bounds
 from framewatch.providers.base import Provider, RawRequest
 from framewatch.providers.refusals import Reason, Refused
 from framewatch.runtime import metrics
@@ -31,6 +32,7 @@ class CallbackHandler:
         *,
         body_max_bytes: int,
         body_read_timeout: float,
+        clock_skew: float,
     ) -> None:
         self.provider = provider
         self.config = config
@@ -38,6 +40,7 @@ class CallbackHandler:
         self.publisher = publisher
         self.body_max_bytes = body_max_bytes
         self.body_read_timeout = body_read_timeout
+        self.clock_skew = clock_skew  # how far ahead of ours a frame's capture time may be
         self._accepted = metrics.CALLBACKS.labels(provider.name, "accepted", "")
         self._duplicate = metrics.CALLBACKS.labels(provider.name, "duplicate", "")
         for reason in Reason:  # every refusal's series from the start (an alert's first increase is not lost)
@@ -66,15 +69,16 @@ class CallbackHandler:
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await self._read(request)
         incoming = self.provider.parse(raw)
+        now = time.time()
+        bounds.check(incoming, now, self.clock_skew)
         binding = self.config.snapshot.bindings.get(incoming.domain)
         if binding is None or (binding.app_name and binding.app_name != incoming.app_name):
             raise Refused(Reason.DomainNotBound, f"no callback rule binds {incoming.domain!r}: callbacks are off")
-        now = time.time()
         if not binding.template.valid_keys(now):
             raise Refused(Reason.NoCallbackKey, f"the template bound to {incoming.domain!r} has no CallbackKey")
         self.provider.verify(incoming, raw, binding.template, now)
 
-        message = self.provider.message(incoming, now)
+        message = self.provider.message(incoming, now, binding.template.account_id)
         # The window never fails a callback: a shared one that does not answer falls back on its own (Breaker).
         claim = await self.dedupe.claim(message.id)
         if claim is Claim.DONE:

@@ -68,6 +68,9 @@ class CallbackReceived(BaseModel):
     id: str  # deterministic from the event's natural key: the same for every retry of one event
     provider: str
     domain: str
+    # The account whose callback rule bound the domain when the ingress accepted it: the data is that account's.
+    # None in messages of versions before it was carried (the streams stage then takes the domain's owner).
+    account_id: int | None = None
     kind: Kind
     event_type: int | str  # the provider's own name for the event, for people reading it
     received_at: float  # Unix seconds

@@ -162,7 +162,14 @@ async def test_the_streams_stage_sweeps_expired_flagged_frames_with_their_blobs(
     for key in (*flagged.blob_keys, *safe.blob_keys):
         await blobs.put(Blob(key, b"jpeg", "image/jpeg"))
     await store.apply([flagged, safe])
-    options = StreamsOptions(concurrency=1, retry_delays=(1.0,), stream_retention=3600, review_retention=0.5)
+    options = StreamsOptions(
+        concurrency=1,
+        retry_delays=(1.0,),
+        stream_retention=3600,
+        review_retention=0.5,
+        silence=600,
+        max_live_per_domain=100,
+    )
     stage = StreamsStage(options, ConfigStore(database_url), blobs)
     try:
         assert await stage.sweep() == 0  # not expired yet

@@ -100,6 +100,8 @@ def build_stage(name: str, settings: Settings) -> Stage:
                 retry_delays=tuple(settings.streams_retry_delays),
                 stream_retention=settings.stream_retention,
                 review_retention=settings.review_retention,
+                silence=settings.stream_silence,
+                max_live_per_domain=settings.streams_max_live_per_domain,
             ),
             ConfigStore(settings.database_url.get_secret_value()),
             blob_factory.create(settings),

@@ -23,7 +23,6 @@ from framewatch.config import ownership, validate, webhook_secrets
 from framewatch.config import tables as t
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import WEBHOOK_SECRET_COLUMNS, rotated_values
-from framewatch.streams.store import StreamStore
 
 Handler = Callable[[Context], Awaitable[dict[str, Any]]]
 
@@ -257,7 +256,7 @@ async def describe_online_streams(ctx: Context) -> dict[str, Any]:
     """Tencent's shape, plus each stream's cover, last frame time and last verdict (the streams stage's view)."""
     page_num = ctx.params.optional_integer("PageNum", 1, 100_000)
     page_size = ctx.params.optional_integer("PageSize", 10, 100)
-    total, rows = await StreamStore(ctx.store.engine).streams(
+    total, rows = await ctx.streams.streams(
         ctx.account_id,
         domain=(ctx.params.optional("DomainName") or "").lower() or None,
         app=ctx.params.optional("AppName") or None,

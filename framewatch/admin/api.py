@@ -22,6 +22,7 @@ from framewatch.admin.params import Params
 from framewatch.config.errors import ConfigError
 from framewatch.config.live import LiveConfig
 from framewatch.runtime import metrics
+from framewatch.streams.store import StreamStore
 
 log = structlog.get_logger("framewatch.admin")
 # What a config store that is down, frozen or overloaded raises (the driver's own errors are OSError or wrapped).
@@ -46,6 +47,7 @@ class AdminApi:
         allow_private_urls: bool,
         key_overlap: int,
         body_read_timeout: float = 10.0,
+        streams: StreamStore,
         vault: keys.Vault | None = None,
         public_url: str = "",
     ) -> None:
@@ -54,6 +56,7 @@ class AdminApi:
         self.allow_private_urls = allow_private_urls  # notify URLs on private addresses (local demos and tests)
         self.key_overlap = key_overlap  # how long a replaced callback key stays valid
         self.body_read_timeout = body_read_timeout
+        self.streams = streams
         self.vault = vault  # opens the key pairs' secrets (the cloud dialects' signatures)
         self.public_url = public_url.rstrip("/")  # the callback listener, as the platform reaches it (CoverUrl)
         self.failures = FailedAuthentications()
@@ -104,6 +107,7 @@ class AdminApi:
             params=Params(values, action.params),
             allow_private_urls=self.allow_private_urls,
             key_overlap=self.key_overlap,
+            streams=self.streams,
             public_url=self.public_url,
         )
         fields = await action.handler(ctx)

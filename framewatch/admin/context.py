@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from framewatch.admin.params import Params
 from framewatch.config import ownership
 from framewatch.config.store import ConfigStore
+from framewatch.streams.store import StreamStore
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Context:
     params: Params
     allow_private_urls: bool
     key_overlap: int
+    streams: StreamStore  # the streams stage's view: the online list
     public_url: str = ""  # the callback listener, as the platform reaches it
     changed: bool = False  # set once a change has committed: the API then reloads and announces it
 

@@ -121,6 +121,8 @@ streams = Table(
     Column("name", String(255), nullable=False),
     Column("app", String(255), nullable=False, default=""),
     Column("provider", String(32), nullable=False),
+    # The account that owned the domain when the data arrived: only its own, while it owns the domain, see it.
+    Column("account_id", Integer, nullable=True),
     Column("live", Boolean, nullable=False),
     Column("began_at", Float, nullable=True),  # Unix seconds of the begin event, as received
     Column("ended_at", Float, nullable=True),
@@ -150,6 +152,7 @@ frames = Table(
     Column("domain", String(255), nullable=False),
     Column("stream", String(255), nullable=False),
     Column("app", String(255), nullable=False, default=""),
+    Column("account_id", Integer, nullable=True),  # as on streams
     Column("capture_time", BigInteger, nullable=False),
     Column("source_url", Text, nullable=False),
     Column("image_key", Text, nullable=True),  # the largest thumbnail; None: only the provider's URL is known
@@ -167,6 +170,7 @@ frames = Table(
     Column("decided_at", BigInteger, nullable=True),
     Index("ix_frames_stream_time", "domain", "stream", "capture_time"),
     Index("ix_frames_flagged", "flagged", "domain", "received_at"),
+    Index("ix_frames_account_flagged", "account_id", "flagged", "received_at"),
 )
 
 # Review console sign-ins: only a hash of the cookie's value is kept; every replica reads the same table.

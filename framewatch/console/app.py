@@ -190,7 +190,7 @@ class Console:
         return self.page(
             "wall.html",
             session,
-            streams=[_tile(row) for row in rows],
+            streams=[_tile(row, self.streams.is_live(row)) for row in rows],
             total=total,
             domains=await self.streams.domains(session.account_id),
             domain=domain,
@@ -222,7 +222,7 @@ class Console:
                     session.account_id, domain=domain, app=app, live_only=False, changed_since=since, limit=1000
                 )
                 for row in rows:
-                    tile = _tile(row)
+                    tile = _tile(row, self.streams.is_live(row))
                     state = (tile["live"], tile["etag"], tile["verdict"], tile["last_frame"])
                     if sent.get((row.domain, row.name)) != state:
                         sent[(row.domain, row.name)] = state
@@ -383,13 +383,13 @@ def _share(part: int, whole: int) -> int | None:
     return round(100 * part / whole) if whole else None
 
 
-def _tile(row: Any) -> dict[str, Any]:
+def _tile(row: Any, live: bool) -> dict[str, Any]:
     etag = cover_tag(row.cover_frame_id) if row.cover_frame_id else None
     return {
         "domain": row.domain,
         "name": row.name,
         "app": row.app,
-        "live": bool(row.live),
+        "live": live,
         "etag": etag,
         "verdict": row.last_suggestion,
         "last_frame": row.last_frame_at,

@@ -126,12 +126,13 @@ class Provider(ABC):
         key = "\x1f".join((self.name, incoming.domain, str(incoming.event_type), *incoming.natural_key))
         return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
-    def message(self, incoming: Incoming, now: float) -> CallbackReceived:
+    def message(self, incoming: Incoming, now: float, account_id: int | None = None) -> CallbackReceived:
         """The provider-neutral pipeline message; built from validated values, so not validated again."""
         return CallbackReceived.model_construct(
             id=self.event_id(incoming),
             provider=self.name,
             domain=incoming.domain,
+            account_id=account_id,
             kind=incoming.kind,
             event_type=incoming.event_type,
             received_at=now,

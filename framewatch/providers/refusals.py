@@ -14,6 +14,9 @@ class Reason(Enum):
     InvalidEvent = (400, 40002)
     MissingDomain = (400, 40003)
     DomainMismatch = (400, 40004)
+    ControlCharacter = (400, 40005)  # NUL or a control character in a name, id or URL
+    NameTooLong = (400, 40006)  # a name or id longer than the stores hold
+    CaptureTimeAhead = (400, 40007)  # a frame dated further ahead than the clock skew allows
     MissingSignature = (401, 40101)
     InvalidSignature = (401, 40102)
     SignatureExpired = (403, 40301)

@@ -72,6 +72,11 @@ COVER_LATENCY = Histogram(
     "From a frame's verdict to the stream store naming it the stream's cover.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0),
 )
+STREAMS_REFUSED = Counter(
+    "framewatch_streams_refused_total",
+    "Frames and stream events the streams stage did not keep, by reason (live_stream_cap, domain_moved).",
+    ["reason"],
+)
 COVERS_SERVED = Counter("framewatch_covers_served_total", "GET /covers answers, by status.", ["status"])
 REVIEW_DECISIONS = Counter("framewatch_review_decisions_total", "Reviewers' decisions on flagged frames.", ["decision"])
 
@@ -88,6 +93,8 @@ def preset() -> None:
         COVERS_SERVED.labels(status)
     for decision in ("violation", "not_violation"):
         REVIEW_DECISIONS.labels(decision)
+    for reason in ("live_stream_cap", "domain_moved"):
+        STREAMS_REFUSED.labels(reason)
 
 
 def preset_stage(stage: str) -> None:

@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     # decisions are kept (then removed with their blobs).
     stream_retention: float = Field(24 * 3600, gt=0)
     review_retention: float = Field(30 * 24 * 3600, gt=0)
+    # A live stream from which no frame and no event came for this long is no longer live (its end was lost, or the
+    # stream id was made up): the online list, the console's wall and the covers' X-Stream-Live say so.
+    stream_silence: float = Field(600.0, gt=0)
+    # Live streams one push domain may have at once: frames and events of further new streams are refused (counted
+    # in framewatch_streams_refused_total), so one key holder cannot grow the stream tables without bound.
+    streams_max_live_per_domain: int = Field(10_000, gt=0)
     streams_concurrency: int = Field(256, gt=0)
     streams_retry_delays: Delays = [1, 5, 30, 120, 600]
     # Where the platform reaches the callback listener (CoverUrl in DescribeLiveStreamOnlineList); unset:

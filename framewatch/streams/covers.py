@@ -26,23 +26,23 @@ class Covers:
     def __init__(self, store: StreamStore, blobs: BlobStore) -> None:
         self.store = store
         self.blobs = blobs
-        self._lookups: OrderedDict[tuple[str, str], tuple[float, bool, Cover | None]] = OrderedDict()
+        self._lookups: OrderedDict[tuple[str, str], tuple[float, bool, bool, Cover | None]] = OrderedDict()
         self._images: OrderedDict[str, bytes] = OrderedDict()
         self._cached_bytes = 0
 
-    async def lookup(self, domain: str, stream: str) -> tuple[bool, Cover | None]:
-        """(whether the stream was ever seen, its cover if it has one)."""
+    async def lookup(self, domain: str, stream: str) -> tuple[bool, bool, Cover | None]:
+        """(whether the stream was ever seen, whether it is live, its cover if it has one)."""
         key = (domain, stream)
         now = time.monotonic()
         cached = self._lookups.get(key)
         if cached is not None and now - cached[0] < LOOKUP_TTL:
-            return cached[1], cached[2]
-        known, cover = await self.store.cover(domain, stream)
-        self._lookups[key] = (now, known, cover)
+            return cached[1], cached[2], cached[3]
+        known, live, cover = await self.store.cover_state(domain, stream)
+        self._lookups[key] = (now, known, live, cover)
         self._lookups.move_to_end(key)
         while len(self._lookups) > MAX_LOOKUPS:  # bounded whatever names callers try
             self._lookups.popitem(last=False)
-        return known, cover
+        return known, live, cover
 
     async def image(self, cover: Cover) -> bytes:
         data = self._images.get(cover.key)
@@ -61,7 +61,7 @@ class Covers:
         """The cover's image with its ETag (304 when the client holds it); Refused with the reason otherwise."""
         held = request.headers.get("If-None-Match", "")
         try:
-            known, cover = await self.lookup(domain, stream)
+            known, live, cover = await self.lookup(domain, stream)
             if cover is not None and cover.etag not in held:
                 data = await self.image(cover)
         except (SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -72,7 +72,9 @@ class Covers:
             raise Refused(Reason.StreamNotFound, f"no stream {stream!r} of {domain!r} was ever seen")
         if cover is None:
             raise Refused(Reason.NoSafeCover, f"{stream!r} has no frame that moderation passed yet")
-        headers = {"ETag": cover.etag, "Cache-Control": cache_control}
+        # Whether the stream is live now (begun, not ended, heard from within the silence): a room list can tell a
+        # stream whose end was lost from one still pushing.
+        headers = {"ETag": cover.etag, "Cache-Control": cache_control, "X-Stream-Live": "true" if live else "false"}
         if cover.etag in held:
             return web.Response(status=304, headers=headers)
         return web.Response(body=data, content_type=cover.content_type, headers=headers)

@@ -3,6 +3,10 @@
 Tables of the config database (SQLite or PostgreSQL). The streams stage writes it; the covers route, the admin API
 and the console read it. Every write is idempotent and independent of arrival order: a stream's row is locked
 first, then its frames change, then its cover is recomputed from what the frames table holds.
+
+Data belongs to the account that owned its domain when it arrived, and is shown only to that account while it owns
+the domain. A domain that moves to another account hands over none of its history: what arrived before the move
+is shown to nobody and the next sweep removes it (flagged frames' blobs too); what was still in flight is dropped.
 """
 
 from __future__ import annotations
@@ -10,11 +14,26 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Float, and_, bindparam, case, delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,6 +45,10 @@ FLAGGED = ("Review", "Block")
 KEEP_RECENT = 30
 PRUNE_EVERY = 8
 DECISIONS = ("violation", "not_violation")
+# A live stream from which nothing (no frame, no event) came for this long is no longer live (a lost end).
+DEFAULT_SILENCE = 600.0
+# Live streams one push domain may have at once; frames and events of more are refused (counted).
+DEFAULT_MAX_LIVE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +71,7 @@ class FrameRecord:
     score: int = 0
     source: str = ""
     received_at: float = field(default_factory=time.time)
+    account_id: int | None = None  # whose it is; None: the domain's owner when written
 
     @property
     def flagged(self) -> bool:
@@ -64,6 +88,7 @@ class StreamEvent:
     provider: str
     live: bool
     at: float  # when the ingress received it
+    account_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +110,11 @@ def cover_tag(frame_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one batch changed that something outside the database must follow: covers (stable blob keys)."""
+    """What one batch changed that something outside the database must follow: covers (stable blob keys), and
+    what it refused (items of a domain that changed owner, of a new stream past the domain's cap)."""
 
     covers: dict[tuple[str, str], Cover | None]
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> items
 
 
 def _sampled(key: str, every: int) -> bool:
@@ -100,16 +127,20 @@ _STREAM_UPSERTS: dict[str, Any] = {}
 def _stream_upsert(dialect: str) -> Any:
     """The stream's row after one more frame, one statement for a batch's frames (executemany, built once per
     dialect): made if new; live on a frame newer than its end; first and last frame times, last verdict and cover
-    only ever move forward, and the cover only to a safe frame (`safe`, and in capture time, then id, order)."""
+    only ever move forward, and the cover only to a safe frame (`safe`, and in capture time, then id, order). A row
+    of another account (the domain moved) starts again as this account's new stream."""
     if dialect in _STREAM_UPSERTS:
         return _STREAM_UPSERTS[dialect]
     s = t.streams.c
     ct = bindparam("ct", type_=BigInteger)
-    newest = or_(s.last_frame_at.is_(None), s.last_frame_at <= ct)
-    oldest = or_(s.first_frame_at.is_(None), s.first_frame_at > ct)
+    account = bindparam("account_id", type_=Integer)
+    moved = or_(s.account_id.is_(None), s.account_id != account)
+    newest = or_(moved, s.last_frame_at.is_(None), s.last_frame_at <= ct)
+    oldest = or_(moved, s.first_frame_at.is_(None), s.first_frame_at > ct)
     becomes_cover = and_(
         bindparam("safe", type_=Boolean),
         or_(
+            moved,
             s.cover_time.is_(None),
             s.cover_time < ct,
             and_(s.cover_time == ct, s.cover_frame_id < bindparam("frame_id")),
@@ -128,6 +159,7 @@ def _stream_upsert(dialect: str) -> Any:
         "name": bindparam("stream"),
         "app": bindparam("app"),
         "provider": bindparam("provider"),
+        "account_id": account,
         "live": True,
         "first_frame_at": ct,
         "last_frame_at": ct,
@@ -142,9 +174,14 @@ def _stream_upsert(dialect: str) -> Any:
             "first_frame_at": case((oldest, ct), else_=s.first_frame_at),
             "last_frame_at": case((newest, ct), else_=s.last_frame_at),
             **{column: case((newest, value), else_=s[column]) for column, value in last.items()},
-            "live": case((or_(s.ended_at.is_(None), s.ended_at < ct), True), else_=s.live),
-            **{column: case((becomes_cover, value), else_=s[column]) for column, value in cover.items()},
+            "live": case((or_(moved, s.ended_at.is_(None), s.ended_at < ct), True), else_=s.live),
+            **{column: case((becomes_cover, value), (moved, None), else_=s[column]) for column, value in cover.items()},
             "app": case((bindparam("app") != "", bindparam("app")), else_=s.app),
+            "began_at": case((moved, None), else_=s.began_at),
+            "ended_at": case((moved, None), else_=s.ended_at),
+            "provider_flags": case((moved, 0), else_=s.provider_flags),
+            "provider": case((moved, bindparam("provider")), else_=s.provider),
+            "account_id": account,
             "updated_at": now,
         },
     )
@@ -169,6 +206,7 @@ def _stream_params(frame: FrameRecord, now: float) -> dict[str, Any]:
         "last_suggestion": frame.suggestion,
         "last_label": frame.label[:64],
         "last_source": frame.source[:64],
+        "account_id": frame.account_id,
         "now": now,
     }
 
@@ -178,29 +216,42 @@ def _upsert(conn: AsyncConnection, table: Any) -> Any:
 
 
 class StreamStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, silence: float = DEFAULT_SILENCE, max_live: int = DEFAULT_MAX_LIVE
+    ) -> None:
         self.engine = engine
+        self.silence = silence  # seconds without a frame or an event after which a stream is no longer live
+        self.max_live = max_live  # live streams per domain
+
+    def _live_now(self, now: float | None = None) -> Any:
+        """Live: begun (or framed) and not ended, and heard from within the silence."""
+        s = t.streams.c
+        return and_(s.live.is_(True), s.updated_at >= (time.time() if now is None else now) - self.silence)
+
+    def is_live(self, row: Any, now: float | None = None) -> bool:
+        return bool(row.live) and row.updated_at >= (time.time() if now is None else now) - self.silence
 
     # Writes (the streams stage) -------------------------------------------------------------------------------
 
     async def apply(self, items: Sequence[FrameRecord | StreamEvent]) -> Change:
-        """One transaction for a batch. The common case costs three statements for the whole batch: the frames'
-        rows, their streams' upserts (times, state and cover only move forward) and a look at the streams' covers.
-        Rows are written in one order, so replicas writing together do not deadlock."""
-        frames = sorted(
-            (item for item in items if isinstance(item, FrameRecord) and item.image_key is not None),
-            key=lambda frame: (frame.domain, frame.stream, frame.capture_time, frame.id),
-        )
-        others = sorted(
-            (item for item in items if not (isinstance(item, FrameRecord) and item.image_key is not None)),
-            key=lambda item: (item.domain, item.stream),
-        )
-        by_stream: dict[tuple[str, str], list[FrameRecord]] = {}
-        for frame in frames:
-            by_stream.setdefault((frame.domain, frame.stream), []).append(frame)
-        recheck: set[tuple[str, str]] = set()
-        covers: dict[tuple[str, str], Cover | None] = {}
+        """One transaction for a batch. The common case costs four statements for the whole batch: the domains'
+        owners, the frames' rows, their streams' upserts (times, state and cover only move forward) and a look at the
+        streams' covers. Rows are written in one order, so replicas writing together do not deadlock."""
         async with self.engine.begin() as conn:
+            owned, refused = await self._owned(conn, items)
+            frames = sorted(
+                (item for item in owned if isinstance(item, FrameRecord) and item.image_key is not None),
+                key=lambda frame: (frame.domain, frame.stream, frame.capture_time, frame.id),
+            )
+            others = sorted(
+                (item for item in owned if not (isinstance(item, FrameRecord) and item.image_key is not None)),
+                key=lambda item: (item.domain, item.stream),
+            )
+            by_stream: dict[tuple[str, str], list[FrameRecord]] = {}
+            for frame in frames:
+                by_stream.setdefault((frame.domain, frame.stream), []).append(frame)
+            recheck: set[tuple[str, str]] = set()
+            covers: dict[tuple[str, str], Cover | None] = {}
             if frames:
                 insert_frames = _upsert(conn, t.frames).on_conflict_do_nothing(index_elements=["id"])
                 await conn.execute(insert_frames, [_frame_values(frame) for frame in frames])
@@ -221,12 +272,79 @@ class StreamStore:
                                 recheck.add(key)
                     if key not in recheck and row.cover_frame_id in {frame.id for frame in by_stream[key]}:
                         covers[key] = Cover(row.cover_frame_id, row.cover_key, row.cover_content_type, row.cover_time)
+                # The store, not the message in hand, says what was flagged: a frame's message delivered again (a
+                # redelivery, a retry, a replayed dead letter) after a 317 or a reviewer flagged it carries its old
+                # Pass. Read now, with the streams' rows locked by the upsert, so a concurrent flag is seen or waits.
+                for key in await self._flagged_covers(conn, covers):
+                    del covers[key]
+                    recheck.add(key)
                 for (domain, stream), stream_frames in by_stream.items():  # about one frame in PRUNE_EVERY
                     if any(_sampled(frame.id, PRUNE_EVERY) for frame in stream_frames):
-                        await self._prune(conn, domain, stream)
+                        await self._prune(conn, domain, stream, stream_frames[0].account_id)
+            owners = {(item.domain, item.stream): item.account_id for item in owned}
             for key in sorted(recheck):
-                covers[key] = await self._recompute_cover(conn, *key)
-        return Change(covers)
+                covers[key] = await self._recompute_cover(conn, *key, owners[key])
+        return Change(covers, refused)
+
+    async def _owned(
+        self, conn: AsyncConnection, items: Sequence[FrameRecord | StreamEvent]
+    ) -> tuple[list[FrameRecord | StreamEvent], dict[str, int]]:
+        """The items that are still their domain's owner's, each with its owner named; and what was refused: items
+        of a domain now unbound or bound to another account, and those that would start a live stream past the
+        domain's cap."""
+        domains = sorted({item.domain for item in items})
+        owner_of: dict[str, int] = {}
+        for start in range(0, len(domains), 200):
+            chunk = domains[start : start + 200]
+            query = select(t.rules.c.domain, t.rules.c.account_id).where(t.rules.c.domain.in_(chunk))
+            owner_of.update({row.domain: int(row.account_id) for row in await conn.execute(query)})
+        refused: dict[str, int] = {}
+        owned: list[FrameRecord | StreamEvent] = []
+        for item in items:
+            owner = owner_of.get(item.domain)
+            if owner is None or (item.account_id is not None and item.account_id != owner):
+                refused["domain_moved"] = refused.get("domain_moved", 0) + 1
+                continue
+            owned.append(item if item.account_id is not None else replace(item, account_id=owner))
+        return await self._within_cap(conn, owned, refused), refused
+
+    async def _within_cap(
+        self, conn: AsyncConnection, items: list[FrameRecord | StreamEvent], refused: dict[str, int]
+    ) -> list[FrameRecord | StreamEvent]:
+        """One key holder cannot grow the stream tables without bound: a new stream of a domain that already has
+        `max_live` live ones is refused, its items with it. One look at the batch's streams; counts only for
+        domains that would get a new one."""
+        keys = sorted({(item.domain, item.stream) for item in items})
+        known = {(row.domain, row.name): row.account_id for row in await self._stream_rows(conn, keys)}
+        new: dict[str, list[tuple[str, str]]] = {}
+        for item in items:
+            key = (item.domain, item.stream)
+            if known.get(key, -1) != item.account_id and key not in new.get(item.domain, []):
+                new.setdefault(item.domain, []).append(key)
+        over: set[tuple[str, str]] = set()
+        for domain, streams in new.items():
+            live = await conn.scalar(
+                select(func.count()).select_from(t.streams).where(t.streams.c.domain == domain, self._live_now())
+            )
+            room = max(0, self.max_live - int(live or 0))
+            over.update(streams[room:])
+        if not over:
+            return items
+        kept = [item for item in items if (item.domain, item.stream) not in over]
+        refused["live_stream_cap"] = refused.get("live_stream_cap", 0) + len(items) - len(kept)
+        return kept
+
+    async def _flagged_covers(
+        self, conn: AsyncConnection, covers: dict[tuple[str, str], Cover | None]
+    ) -> list[tuple[str, str]]:
+        """The streams whose new cover is a frame the frames table holds as flagged."""
+        by_frame = {cover.frame_id: key for key, cover in covers.items() if cover is not None}
+        flagged: list[tuple[str, str]] = []
+        ids = list(by_frame)
+        for start in range(0, len(ids), 200):  # bounded IN lists
+            query = select(t.frames.c.id).where(t.frames.c.id.in_(ids[start : start + 200]), t.frames.c.flagged)
+            flagged.extend(by_frame[frame_id] for frame_id in await conn.scalars(query))
+        return flagged
 
     async def _stream_rows(self, conn: AsyncConnection, keys: list[tuple[str, str]]) -> list[Any]:
         s = t.streams.c
@@ -234,21 +352,55 @@ class StreamStore:
         for start in range(0, len(keys), 200):  # bounded IN lists
             chunk = keys[start : start + 200]
             query = select(
-                s.domain, s.name, s.cover_frame_id, s.cover_key, s.cover_content_type, s.cover_time, s.provider_flags
+                s.domain,
+                s.name,
+                s.account_id,
+                s.cover_frame_id,
+                s.cover_key,
+                s.cover_content_type,
+                s.cover_time,
+                s.provider_flags,
             ).where(tuple_(s.domain, s.name).in_(chunk))
             rows.extend((await conn.execute(query)).all())
         return rows
 
-    async def _ensure_stream(self, conn: AsyncConnection, domain: str, stream: str, app: str, provider: str) -> None:
+    async def _ensure_stream(self, conn: AsyncConnection, item: FrameRecord | StreamEvent) -> None:
+        """The stream's row, made if new; a row of another account (the domain moved) starts again as this one's."""
+        s = t.streams.c
+        fresh = {
+            "app": item.app,
+            "provider": item.provider,
+            "account_id": item.account_id,
+            "live": False,
+            "began_at": None,
+            "ended_at": None,
+            "first_frame_at": None,
+            "last_frame_at": None,
+            "cover_frame_id": None,
+            "cover_key": None,
+            "cover_content_type": None,
+            "cover_time": None,
+            "last_suggestion": None,
+            "last_label": None,
+            "last_source": None,
+            "provider_flags": 0,
+        }
         statement = _upsert(conn, t.streams).values(
-            domain=domain, name=stream, app=app, provider=provider, live=False, updated_at=time.time()
+            domain=item.domain, name=item.stream, updated_at=time.time(), **fresh
         )
+        moved = or_(s.account_id.is_(None), s.account_id != item.account_id)
         await conn.execute(
-            statement.on_conflict_do_update(index_elements=["domain", "name"], set_={"updated_at": time.time()})
+            statement.on_conflict_do_update(
+                index_elements=["domain", "name"],
+                set_={
+                    "updated_at": time.time(),
+                    **{column: case((moved, value), else_=s[column]) for column, value in fresh.items()},
+                },
+            )
         )
 
     async def _stream_event(self, conn: AsyncConnection, event: StreamEvent) -> None:
-        await self._ensure_stream(conn, event.domain, event.stream, event.app, event.provider)
+        await self._ensure_stream(conn, event)
         s = t.streams.c
         where = and_(s.domain == event.domain, s.name == event.stream)
         if event.live:  # a begin newer than the last end revives the stream
@@ -273,6 +425,7 @@ class StreamStore:
                 select(t.frames).where(
                     f.domain == frame.domain,
                     f.stream == frame.stream,
+                    f.account_id == frame.account_id,
                     f.image_key.is_(None),
                     or_(f.source_url == frame.source_url, f.capture_time == frame.capture_time),
                 )
@@ -298,11 +451,12 @@ class StreamStore:
 
     async def _provider_verdict(self, conn: AsyncConnection, verdict: FrameRecord) -> None:
         """A provider's own verdict (317): it flags the stored frame it names, else it is kept as its own row."""
-        await self._ensure_stream(conn, verdict.domain, verdict.stream, verdict.app, verdict.provider)
+        await self._ensure_stream(conn, verdict)
         f = t.frames.c
         named = and_(
             f.domain == verdict.domain,
             f.stream == verdict.stream,
+            f.account_id == verdict.account_id,
             f.image_key.is_not(None),
             or_(f.source_url == verdict.source_url, f.capture_time == verdict.capture_time),
         )
@@ -334,25 +488,20 @@ class StreamStore:
                 .values(provider_flags=s.provider_flags + 1)
             )
 
-    async def _cover(self, conn: AsyncConnection, domain: str, stream: str) -> Cover | None:
-        s = t.streams.c
-        row = (
-            await conn.execute(
-                select(s.cover_frame_id, s.cover_key, s.cover_content_type, s.cover_time).where(
-                    s.domain == domain, s.name == stream
-                )
-            )
-        ).first()
-        if row is None or row.cover_frame_id is None:
-            return None
-        return Cover(row.cover_frame_id, row.cover_key, row.cover_content_type, row.cover_time)
-
-    async def _recompute_cover(self, conn: AsyncConnection, domain: str, stream: str) -> Cover | None:
+    async def _recompute_cover(
+        self, conn: AsyncConnection, domain: str, stream: str, account_id: int | None
+    ) -> Cover | None:
         f = t.frames.c
         newest = (
             await conn.execute(
                 select(f.id, f.image_key, f.image_content_type, f.capture_time)
-                .where(f.domain == domain, f.stream == stream, f.flagged.is_(False), f.image_key.is_not(None))
+                .where(
+                    f.domain == domain,
+                    f.stream == stream,
+                    f.account_id == account_id,
+                    f.flagged.is_(False),
+                    f.image_key.is_not(None),
+                )
                 .order_by(f.capture_time.desc(), f.id.desc())
                 .limit(1)
             )
@@ -375,12 +524,12 @@ class StreamStore:
         )
         return cover
 
-    async def _prune(self, conn: AsyncConnection, domain: str, stream: str) -> None:
+    async def _prune(self, conn: AsyncConnection, domain: str, stream: str, account_id: int | None) -> None:
         """Unflagged frames past the newest KEEP_RECENT leave the table (their blobs are the platform's)."""
         f = t.frames.c
         oldest_kept = await conn.scalar(
             select(f.capture_time)
-            .where(f.domain == domain, f.stream == stream, f.flagged.is_(False))
+            .where(f.domain == domain, f.stream == stream, f.account_id == account_id, f.flagged.is_(False))
             .order_by(f.capture_time.desc())
             .offset(KEEP_RECENT - 1)
             .limit(1)
@@ -388,30 +537,49 @@ class StreamStore:
         if oldest_kept is not None:
             await conn.execute(
                 delete(t.frames).where(
-                    f.domain == domain, f.stream == stream, f.flagged.is_(False), f.capture_time < oldest_kept
+                    f.domain == domain,
+                    f.stream == stream,
+                    f.account_id == account_id,
+                    f.flagged.is_(False),
+                    f.capture_time < oldest_kept,
                 )
             )
 
     async def sweep(self, now: float, stream_retention: float, review_retention: float) -> list[str]:
-        """Forget streams ended longer ago than `stream_retention` (with their frames) and flagged frames older
-        than `review_retention`; returns the blob keys of the flagged frames removed, for the caller to delete."""
-        s, f = t.streams.c, t.frames.c
+        """Streams silent for longer than the silence stop being live; streams no longer live for longer than
+        `stream_retention` are forgotten with their frames; flagged frames older than `review_retention` go, and
+        so does everything of a domain's former owner. Returns the blob keys of the flagged frames removed, for the
+        caller to delete."""
+        s, f, r = t.streams.c, t.frames.c, t.rules.c
         async with self.engine.begin() as conn:
+            await conn.execute(
+                update(t.streams).where(s.live.is_(True), s.updated_at < now - self.silence).values(live=False)
+            )
             gone = (
                 await conn.execute(
-                    select(s.domain, s.name).where(s.live.is_(False), s.updated_at < now - stream_retention)
+                    select(s.domain, s.name, s.account_id).where(
+                        s.live.is_(False), s.updated_at < now - stream_retention
+                    )
                 )
             ).all()
-            for domain, name in gone:
-                await conn.execute(delete(t.frames).where(f.domain == domain, f.stream == name, f.flagged.is_(False)))
+            for domain, name, account_id in gone:
+                await conn.execute(
+                    delete(t.frames).where(
+                        f.domain == domain, f.stream == name, f.account_id == account_id, f.flagged.is_(False)
+                    )
+                )
                 await conn.execute(delete(t.streams).where(s.domain == domain, s.name == name))
-            expired = f.flagged.is_(True) & (f.received_at < now - review_retention)
+            # Not the domain's owner's (it moved, or is unbound): shown to nobody, kept by nobody.
+            frames_owned = exists().where(r.domain == f.domain, r.account_id == f.account_id)
+            streams_owned = exists().where(r.domain == s.domain, r.account_id == s.account_id)
+            removed = or_(~frames_owned, f.flagged.is_(True) & (f.received_at < now - review_retention))
             keys = [
                 key
-                for (blobs,) in await conn.execute(select(f.blob_keys).where(expired))
+                for (blobs,) in await conn.execute(select(f.blob_keys).where(removed, f.flagged.is_(True)))
                 for key in orjson.loads(blobs)
             ]
-            await conn.execute(delete(t.frames).where(expired))
+            await conn.execute(delete(t.frames).where(removed))
+            await conn.execute(delete(t.streams).where(~streams_owned))
             await conn.execute(delete(t.console_sessions).where(t.console_sessions.c.expires_at < int(now)))
         return keys
 
@@ -419,18 +587,41 @@ class StreamStore:
 
     async def cover(self, domain: str, stream: str) -> tuple[bool, Cover | None]:
         """(whether the stream is known, its cover)."""
+        known, _, cover = await self.cover_state(domain, stream)
+        return known, cover
+
+    async def cover_state(self, domain: str, stream: str) -> tuple[bool, bool, Cover | None]:
+        """(whether the stream is known, whether it is live, its cover): the stream as its domain's owner has it."""
+        s, r = t.streams.c, t.rules.c
+        owned = exists().where(r.domain == s.domain, r.account_id == s.account_id)
         async with self.engine.connect() as conn:
-            s = t.streams.c
-            known = await conn.scalar(select(s.id).where(s.domain == domain, s.name == stream))
-            return known is not None, await self._cover(conn, domain, stream)
+            row = (
+                await conn.execute(
+                    select(
+                        s.live, s.updated_at, s.cover_frame_id, s.cover_key, s.cover_content_type, s.cover_time
+                    ).where(s.domain == domain, s.name == stream, owned)
+                )
+            ).first()
+        if row is None:
+            return False, False, None
+        cover = (
+            None
+            if row.cover_frame_id is None
+            else Cover(row.cover_frame_id, row.cover_key, row.cover_content_type, row.cover_time)
+        )
+        return True, self.is_live(row), cover
 
     def _account_domains(self, account_id: int) -> Any:
         return select(t.rules.c.domain).where(t.rules.c.account_id == account_id)
 
+    def _mine(self, table: Any, account_id: int) -> Any:
+        """The account's rows: received while it owned the domain, which it still owns."""
+        return and_(table.c.account_id == account_id, table.c.domain.in_(self._account_domains(account_id)))
+
     def _flagged_of(self, account_id: int, frame_ids: Iterable[str] | None = None) -> Any:
         """The account's flagged frames (those of these ids, when given): what its reviewers see and decide on."""
         f = t.frames.c
-        mine = and_(f.flagged.is_(True), f.domain.in_(self._account_domains(account_id)))
+        mine = and_(f.flagged.is_(True), self._mine(t.frames, account_id))
         return mine if frame_ids is None else and_(f.id.in_(list(dict.fromkeys(frame_ids))), mine)
 
     async def domains(self, account_id: int) -> list[str]:
@@ -451,9 +642,9 @@ class StreamStore:
     ) -> tuple[int, list[Any]]:
         """(how many match, one page of them), the account's domains only, in domain, app and name order."""
         s = t.streams.c
-        conditions = [s.domain.in_(self._account_domains(account_id))]
+        conditions = [self._mine(t.streams, account_id)]
         if live_only:
-            conditions.append(s.live.is_(True))
+            conditions.append(self._live_now())
         if domain:
             conditions.append(s.domain == domain)
         if app:
@@ -477,7 +668,7 @@ class StreamStore:
             return (
                 await conn.execute(
                     select(t.frames)
-                    .where(f.domain.in_(self._account_domains(account_id)), f.domain == domain, f.stream == stream)
+                    .where(self._mine(t.frames, account_id), f.domain == domain, f.stream == stream)
                     .order_by(f.capture_time.desc())
                     .limit(limit)
                 )
@@ -486,7 +677,7 @@ class StreamStore:
     async def frame(self, account_id: int, frame_id: str) -> Any:
         f = t.frames.c
         async with self.engine.connect() as conn:
-            query = select(t.frames).where(f.id == frame_id, f.domain.in_(self._account_domains(account_id)))
+            query = select(t.frames).where(f.id == frame_id, self._mine(t.frames, account_id))
             return (await conn.execute(query)).first()
 
     async def flagged(
@@ -563,6 +754,7 @@ def _frame_values(frame: FrameRecord) -> dict[str, Any]:
         "domain": frame.domain,
         "stream": frame.stream,
         "app": frame.app,
+        "account_id": frame.account_id,
         "capture_time": frame.capture_time,
         "source_url": frame.source_url,
         "image_key": frame.image_key,

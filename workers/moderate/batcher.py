@@ -1,7 +1,7 @@
 """Frames from concurrent messages, moderated together: batches under load, one at a time when idle.
 
 The batcher also owns what protects the backend: the rate limit, bounded concurrency, the call timeout and the
-circuit breaker.
+circuit breaker. A batch that fails for a reason of one of its frames is moderated again frame by frame.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 
 from framewatch.runtime import metrics
 from schemas.messages import FrameStored, Verdict
+from workers.batches import settle_alone
 from workers.moderate.backends.base import BackendUnavailable, ModerationBackend
 from workers.moderate.limits import CircuitBreaker, TokenBucket
 
@@ -59,24 +60,38 @@ class Batcher:
         try:
             if self.bucket is not None:
                 await self.bucket.take(len(batch))
-            started = time.perf_counter()
-            try:
-                verdicts = await asyncio.wait_for(self.backend.moderate([f for f, _ in batch]), self.timeout)
-            except TimeoutError:
-                raise BackendUnavailable("moderation_timeout", f"no answer within {self.timeout}s") from None
-            metrics.MODERATION_SECONDS.labels(self.backend.name).observe(time.perf_counter() - started)
-            self.breaker.success()
+            verdicts = await self._call([frame for frame, _ in batch])
             for (_, future), verdict in zip(batch, verdicts, strict=True):
                 if not future.done():
                     future.set_result(verdict)
         except Exception as exc:
-            if isinstance(exc, BackendUnavailable):
-                await self.breaker.failure()
+            if len(batch) > 1 and not isinstance(exc, BackendUnavailable):
+                # One frame the backend could not take (a corrupt image, say) must not fail the others with it.
+                async def alone(frame: FrameStored) -> Verdict | None:
+                    return (await self._call([frame]))[0]
+
+                await settle_alone(batch, alone, lambda failure: isinstance(failure, BackendUnavailable))
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
         finally:
             self._slots.release()
+
+    async def _call(self, frames: list[FrameStored]) -> list[Verdict | None]:
+        """One backend call within the timeout; the breaker counts what the backend could not answer."""
+        started = time.perf_counter()
+        try:
+            try:
+                verdicts = await asyncio.wait_for(self.backend.moderate(frames), self.timeout)
+            except TimeoutError:
+                raise BackendUnavailable("moderation_timeout", f"no answer within {self.timeout}s") from None
+        except BackendUnavailable:
+            await self.breaker.failure()
+            raise
+        metrics.MODERATION_SECONDS.labels(self.backend.name).observe(time.perf_counter() - started)
+        self.breaker.success()
+        return verdicts
 
     async def close(self) -> None:
         for task in [self._task, *self._running]:

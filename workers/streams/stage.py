@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from framewatch.blobs.base import BlobStore
 from framewatch.config.store import ConfigStore
@@ -40,6 +41,17 @@ class StreamsOptions:
     retry_delays: tuple[float, ...]
     stream_retention: float  # seconds an ended stream is remembered
     review_retention: float  # seconds flagged frames and their decisions are kept, blobs included
+    silence: float  # seconds without a frame or an event after which a stream is no longer live
+    max_live_per_domain: int
+
+
+def store_away(exc: BaseException) -> bool:
+    """A failure of the store itself (down, frozen, out of connections), not of what one item holds."""
+    if isinstance(exc, OSError | TimeoutError | ConnectionError | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, SATimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def cover_key(domain: str, stream: str) -> str:
@@ -54,9 +66,11 @@ class StreamsStage(Stage):
         super().__init__(options.concurrency, Retries(options.retry_delays))
         self.options = options
         self.config_store = config_store
-        self.store = StreamStore(config_store.engine)
+        self.store = StreamStore(config_store.engine, silence=options.silence, max_live=options.max_live_per_domain)
         self.blobs = blobs
-        self.writer: BatchWriter[FrameRecord | StreamEvent] = BatchWriter(self._write, BATCH_ITEMS, BATCH_WAIT)
+        self.writer: BatchWriter[FrameRecord | StreamEvent] = BatchWriter(
+            self._write, BATCH_ITEMS, BATCH_WAIT, store_away
+        )
         self._sweeper: asyncio.Task[None] | None = None
         self._moderated_at: dict[str, float] = {}  # frames in the writer's hands: when their verdict was known
 
@@ -85,8 +99,11 @@ class StreamsStage(Stage):
             return []
         try:
             await self.writer.submit(item)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            raise Transient("stream_store_unavailable", type(exc).__name__) from None
+        except Exception as exc:
+            if store_away(exc):
+                raise Transient("stream_store_unavailable", type(exc).__name__) from None
+            # This item alone failed to write (its batch was tried item by item): its own ladder, then dead letters.
+            raise Transient("unwritable", f"{type(exc).__name__}: {str(exc)[:200]}") from None
         finally:  # written, failed or cancelled: the frame is out of the writer's hands
             if isinstance(item, FrameRecord):
                 self._moderated_at.pop(item.id, None)
@@ -109,10 +126,14 @@ class StreamsStage(Stage):
             callback.provider,
             live=callback.kind == "stream_begin",
             at=callback.received_at,
+            account_id=callback.account_id,
         )
 
     async def _write(self, items: list[FrameRecord | StreamEvent]) -> None:
         change = await self.store.apply(items)
+        for reason, count in change.refused.items():
+            metrics.STREAMS_REFUSED.labels(reason).inc(count)
+            log.info("streams_refused", reason=reason, items=count)
         now = time.time()
         for item in items:
             at = self._moderated_at.get(item.id) if isinstance(item, FrameRecord) else None
@@ -181,6 +202,7 @@ def frame_record(moderated: FrameModerated) -> FrameRecord | None:
             image_content_type=largest.content_type,
             blob_keys=(frame.original.key, *(image.key for image in frame.thumbnails)),
             received_at=callback.received_at,
+            account_id=callback.account_id,
             **judged,
         )
     callback = moderated.callback
@@ -199,5 +221,6 @@ def frame_record(moderated: FrameModerated) -> FrameRecord | None:
         image_content_type=None,
         blob_keys=(),
         received_at=callback.received_at,
+        account_id=callback.account_id,
         **judged,
     )

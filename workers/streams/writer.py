@@ -1,7 +1,8 @@
 """Concurrent messages' effects written together: one transaction per batch instead of one per message.
 
-Each message waits for the batch that holds it to commit; a batch that fails fails each of its messages, which the
-runtime retries (the store's writes are idempotent, so a retried batch changes nothing twice).
+Each message waits for the batch that holds it to commit. A batch that fails because the store is away fails each
+of its messages, which the runtime retries (the store's writes are idempotent, so a retried batch changes nothing
+twice); one that fails for any other reason is written again item by item, so that only the item at fault fails.
 """
 
 from __future__ import annotations
@@ -11,12 +12,21 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from workers.batches import settle_alone
+
 T = TypeVar("T")
 
 
 class BatchWriter(Generic[T]):
-    def __init__(self, write: Callable[[list[T]], Awaitable[None]], max_items: int, max_wait: float) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[None]],
+        max_items: int,
+        max_wait: float,
+        systemic: Callable[[BaseException], bool],
+    ) -> None:
         self.write = write
+        self.systemic = systemic  # whether a failure is the store's own (every item would fail alike)
         self.max_items = max_items
         self.max_wait = max_wait  # how long the first item of a batch waits for company
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
@@ -51,6 +61,9 @@ class BatchWriter(Generic[T]):
             try:
                 await self.write([item for item, _ in live])
             except Exception as exc:
+                if len(live) > 1 and not self.systemic(exc):
+                    await settle_alone(live, lambda item: self.write([item]), self.systemic)
+                    continue
                 for _, future in live:
                     if not future.done():
                         future.set_exception(exc)
