@@ -23,6 +23,7 @@ from framewatch.config import ownership, validate, webhook_secrets
 from framewatch.config import tables as t
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import WEBHOOK_SECRET_COLUMNS, rotated_values
+from framewatch.runtime.times import plausible
 
 Handler = Callable[[Context], Awaitable[dict[str, Any]]]
 
@@ -290,7 +291,7 @@ async def describe_online_streams(ctx: Context) -> dict[str, Any]:
 
 def _utc(seconds: float) -> str:
     """Tencent's stream times: UTC, `2018-06-29T19:00:00Z`."""
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(plausible(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _config_not_found(domain: str) -> ConfigError:

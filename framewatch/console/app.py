@@ -31,6 +31,7 @@ from framewatch.console import decisions
 from framewatch.console.sessions import COOKIE, Session, Sessions
 from framewatch.providers.refusals import Refused
 from framewatch.runtime import metrics
+from framewatch.runtime.times import plausible
 from framewatch.streams.covers import Covers
 from framewatch.streams.store import DECISIONS, StreamStore, cover_tag
 
@@ -97,7 +98,7 @@ class Console:
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, enable_async=False
         )
         self.templates.filters["utc"] = lambda seconds: (
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) if seconds else "-"
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(plausible(seconds))) if seconds else "-"
         )
 
     # Plumbing ---------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from framewatch.blobs.base import Blob, BlobStore
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient
+from framewatch.runtime.times import plausible
 from schemas.messages import CallbackReceived, FrameModerated, FrameStored, Screenshot, StoredImage
 from workers.failures import Permanent, Transient
 from workers.fetch import images
@@ -35,7 +36,7 @@ def key_part(value: str) -> str:
 
 def blob_key(domain: str, stream_id: str, capture_time: int, sha256: str) -> str:
     """Deterministic: the same frame always lands on the same key, so storing it twice changes nothing."""
-    day = time.strftime("%Y/%m/%d", time.gmtime(capture_time))
+    day = time.strftime("%Y/%m/%d", time.gmtime(plausible(capture_time)))
     return f"{key_part(domain)}/{key_part(stream_id)}/{day}/{capture_time}-{sha256[:20]}"
 
 
