@@ -1,14 +1,16 @@
 """The stream store on SQLite and PostgreSQL: stream state, covers that never show a flagged frame and never move
-back in time, the provider's late verdicts, account isolation and retention."""
+back in time (whatever is delivered again), the provider's late verdicts, account isolation, domains that change
+hands, streams whose end was lost, a cap on live streams per domain, and retention."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from framewatch.config import tables as t
 from framewatch.config.store import ConfigStore
@@ -180,3 +182,119 @@ async def test_the_streams_stage_sweeps_expired_flagged_frames_with_their_blobs(
         assert all(blobs.path(key).exists() for key in safe.blob_keys)  # the platform's frames are not ours to remove
     finally:
         await stage.config_store.close()
+
+
+def with_store(store: StreamStore, **options: float) -> StreamStore:
+    return StreamStore(store.engine, **options)  # type: ignore[arg-type]
+
+
+async def test_a_flagged_frame_is_never_the_cover_again_whatever_arrives_later(store: StreamStore) -> None:
+    await store.apply([frame(1), frame(2)])
+    assert await cover_of(store) == 2
+    await store.apply([provider_verdict(2)])  # the provider's 317 flags frame 2
+    assert await cover_of(store) == 1
+    # Frame 2's message delivered again (after the dedupe window, a stage retry, a replayed dead letter), with
+    # the Pass its moderation gave before the 317: the store says it is flagged.
+    await store.apply([frame(2)])
+    assert await cover_of(store) == 1
+    await store.apply([frame(2), frame(1)])  # in one batch with others, in any order
+    assert await cover_of(store) == 1
+    await store.apply([provider_verdict(2, "Pass")])  # an older or milder verdict changes nothing
+    await store.apply([frame(2)])
+    assert await cover_of(store) == 1
+    # A reviewer's decision leaves it flagged, and a redelivery after it too.
+    await store.decide(1, ["a.example.com-s1-2"], "not_violation", "alice")
+    await store.apply([frame(2)])
+    assert await cover_of(store) == 1
+    # A frame the pipeline's moderation flagged, delivered again with another verdict (a model that changed).
+    await store.apply([frame(3, "Block")])
+    await store.apply([frame(3, "Pass")])
+    assert await cover_of(store) == 1
+    await store.apply([frame(4)])
+    assert await cover_of(store) == 4
+
+
+async def test_a_stream_whose_end_never_comes_stops_being_live_after_the_silence(store: StreamStore) -> None:
+    quiet = with_store(store, silence=1.0)
+    await quiet.apply([frame(1), StreamEvent("a.example.com", "s2", "live", "tencent", True, time.time())])
+    total, _ = await quiet.streams(1)
+    assert total == 2
+    assert (await quiet.cover_state("a.example.com", "s1"))[1] is True
+    await asyncio.sleep(1.2)  # no frame, no event: a lost end, or a made-up stream id
+    assert (await quiet.streams(1))[0] == 0
+    assert (await quiet.cover_state("a.example.com", "s1"))[1] is False
+    await quiet.apply([frame(2)])  # pushing again makes it live again
+    assert [row.name for row in (await quiet.streams(1))[1]] == ["s1"]
+    # The sweep writes what the silence says, and retention then really deletes the silent stream.
+    await asyncio.sleep(1.2)
+    assert await quiet.sweep(time.time(), stream_retention=3600, review_retention=3600) == []
+    assert (await quiet.streams(1, live_only=False))[0] == 2
+    await quiet.sweep(time.time() + 7200, stream_retention=3600, review_retention=3600)
+    assert (await quiet.streams(1, live_only=False))[0] == 0
+    assert await quiet.recent_frames(1, "a.example.com", "s1") == []
+
+
+async def test_one_key_holder_cannot_grow_the_stream_tables_without_bound(store: StreamStore) -> None:
+    capped = with_store(store, max_live=3)
+    change = await capped.apply([frame(n, stream=f"s{n}") for n in range(5)])
+    assert change.refused == {"live_stream_cap": 2}
+    assert (await capped.streams(1, live_only=False))[0] == 3
+    assert (await capped.apply([frame(10, stream="s0")])).refused == {}  # a known stream's frames still count
+    change = await capped.apply([StreamEvent("a.example.com", "s9", "live", "tencent", True, time.time())])
+    assert change.refused == {"live_stream_cap": 1}  # a begin of a new one as well
+    assert (await capped.apply([frame(1, stream="s1", domain="b.example.com")])).refused == {}  # per domain
+    await capped.apply([StreamEvent("a.example.com", "s0", "live", "tencent", False, time.time() + 60)])
+    assert (await capped.apply([frame(20, stream="s9")])).refused == {}  # an ended stream made room
+
+
+async def move(store: StreamStore, domain: str, account_id: int) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(update(t.rules).where(t.rules.c.domain == domain).values(account_id=account_id))
+
+
+async def test_a_domain_that_moves_hands_over_none_of_its_history(store: StreamStore) -> None:
+    await store.apply([frame(1), frame(2, "Block"), frame(3)])
+    await store.decide(1, ["a.example.com-s1-2"], "violation", "alice")
+    assert (await store.streams(1))[0] == 1 and len(await store.flagged(1, pending_only=False)) == 1
+    await move(store, "a.example.com", 2)
+    # The new owner sees nothing of it: streams, frames, flagged images, reviewers, counts, covers.
+    assert (await store.streams(2, live_only=False))[0] == 0
+    assert await store.flagged(2, pending_only=False) == [] and await store.quality(2) == []
+    assert await store.frame(2, "a.example.com-s1-2") is None
+    assert await store.recent_frames(2, "a.example.com", "s1") == []
+    assert await store.cover("a.example.com", "s1") == (False, None)  # the public cover is the owner's
+    # The former owner no longer owns the domain: its history there is dropped, not kept.
+    assert (await store.streams(1, live_only=False))[0] == 0 and await store.flagged(1, pending_only=False) == []
+    # The new owner's own frames start the stream afresh.
+    await store.apply([frame(4, account_id=2)])
+    [row] = (await store.streams(2))[1]
+    assert (row.first_frame_at, row.account_id) == (NOW + 4, 2)
+    assert await cover_of(store) == 4
+    # The sweep removes what was the former owner's, flagged blobs included; the new owner's stays.
+    keys = await store.sweep(time.time(), stream_retention=3600, review_retention=3600)
+    assert sorted(keys) == ["a.example.com/s1/2-320.jpg", "a.example.com/s1/2.jpg"]
+    assert [f.id for f in await store.recent_frames(2, "a.example.com", "s1")] == ["a.example.com-s1-4"]
+
+
+async def test_items_in_flight_when_a_domain_moves_stay_their_first_owners(store: StreamStore) -> None:
+    # The other order: the domain moves while account 1's frames are still on their way through the pipeline.
+    in_flight = [frame(1, "Block", account_id=1), frame(2, account_id=1), provider_verdict(3, account_id=1)]
+    await move(store, "a.example.com", 2)
+    change = await store.apply(in_flight)
+    assert change.refused == {"domain_moved": 3}
+    assert (await store.streams(2, live_only=False))[0] == 0 and await store.flagged(2) == []
+    assert await store.cover("a.example.com", "s1") == (False, None)
+    # Moved back, the first owner does not get what the second one received in between.
+    await store.apply([frame(5, "Block", account_id=2)])
+    await move(store, "a.example.com", 1)
+    assert await store.flagged(1) == [] and (await store.streams(1, live_only=False))[0] == 0
+    # A message of a version that did not carry its owner is the domain's owner's at the time it is written.
+    await store.apply([replace(frame(6), account_id=None)])
+    assert [row.account_id for row in (await store.streams(1))[1]] == [1]
+
+
+async def test_a_domain_nobody_binds_keeps_nothing(store: StreamStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(t.rules.delete().where(t.rules.c.domain == "b.example.com"))
+    change = await store.apply([frame(1, domain="b.example.com")])
+    assert change.refused == {"domain_moved": 1}
