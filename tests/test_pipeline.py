@@ -316,6 +316,59 @@ async def test_the_local_model_gives_a_fixed_image_a_fixed_verdict(tmp_path: Pat
     assert [v.scores for v in second if v] == [first[0].scores] * 2  # batched or not, the same answer
 
 
+async def test_a_frame_the_model_cannot_take_fails_alone_not_its_batch(tmp_path: Path) -> None:
+    """The real model batches frames that queue up together; one whose blob is gone fails only itself."""
+    from framewatch.blobs.backends.local import LocalBlobStore
+    from framewatch.blobs.base import Blob
+    from schemas.messages import CallbackReceived, FrameStored, StoredImage
+    from tests.imageserver import jpeg
+    from workers.failures import Permanent
+    from workers.fetch.images import process
+    from workers.moderate.backends.nudenet import NudeNetBackend
+    from workers.moderate.batcher import Batcher
+    from workers.moderate.limits import CircuitBreaker
+    from workers.moderate.thresholds import Thresholds
+
+    store = LocalBlobStore(tmp_path, "http://x")
+    await store.put(Blob("t.jpg", process(jpeg("fixed.jpg"), [(320, 180)], 10**8).thumbnails[0].data, "image/jpeg"))
+
+    def stored(n: int, key: str = "t.jpg") -> FrameStored:
+        thumb = StoredImage(key=key, url=f"http://x/{key}", width=320, height=180, bytes=1, content_type="image/jpeg")
+        callback = CallbackReceived(
+            id=f"e{n}", provider="tencent", domain="d", kind="screenshot", event_type=200, received_at=0, event={}
+        )
+        return FrameStored(
+            id=f"e{n}", provider="tencent", domain="d", stream_id="s", capture_time=1, source_url="u", sha256="0",
+            original=thumb, thumbnails=[thumb], callback=callback,
+        )  # fmt: skip
+
+    backend = NudeNetBackend(store, Thresholds(), threads=1)
+    await backend.start()
+    calls: list[int] = []
+    moderate = backend.moderate
+
+    async def counted(frames: list[FrameStored]) -> list:
+        calls.append(len(frames))
+        return await moderate(frames)
+
+    backend.moderate = counted  # type: ignore[method-assign]
+    async def nothing() -> None:
+        pass
+
+    breaker = CircuitBreaker(5, 30, pause=nothing, resume=nothing)
+    batcher = Batcher(backend, concurrency=1, timeout=30, bucket=None, breaker=breaker)
+    batcher.start()
+    try:
+        frames = [stored(n) for n in range(6)] + [stored(6, "gone.jpg")]
+        results = await asyncio.gather(*(batcher.submit(f) for f in frames), return_exceptions=True)
+    finally:
+        await batcher.close()
+        await backend.close()
+    assert calls[0] == 7  # one batch first, then each frame on its own
+    assert [r.suggestion for r in results[:6]] == ["Pass"] * 6  # type: ignore[union-attr]
+    assert isinstance(results[6], Permanent) and results[6].reason == "image_missing"
+
+
 async def test_while_the_webhook_secret_changes_both_signatures_are_sent(
     pipeline_env: dict[str, str], monkeypatch, broker: Broker, sink: Sink
 ) -> None:
