@@ -352,6 +352,7 @@ async def test_a_frame_the_model_cannot_take_fails_alone_not_its_batch(tmp_path:
         return await moderate(frames)
 
     backend.moderate = counted  # type: ignore[method-assign]
+
     async def nothing() -> None:
         pass
 
@@ -443,6 +444,43 @@ async def test_a_fast_receiver_keeps_flowing_while_several_receivers_are_slow(
         for sink in receivers:
             await sink.stop()
     assert waited < 2.5, f"the fast receiver waited {waited:.1f} s behind the slow ones (they answer after 3 s)"
+
+
+async def test_one_tenants_new_slow_urls_never_starve_another_tenants_webhooks(
+    pipeline_env: dict[str, str], monkeypatch, broker: Broker
+) -> None:
+    """Tenant A's 40 new URLs answer in 4 s, 3 webhooks each; tenant B's 40 webhooks to its own URL, which answers in
+    1 s, arrive in about 4 s (15 s and more when new URLs could take any free slot and B's, timed slow, only what
+    A's left)."""
+    slow = [await Sink(delay=4.0).start() for _ in range(40)]
+    fast = await Sink(delay=1.0).start()
+    try:
+        settings = settings_from(monkeypatch, pipeline_env, deliver_concurrency="64", deliver_host_concurrency="16")
+
+        def tenant(account: str, sinks: list[Sink], prefix: str) -> str:
+            return f'account = "{account}"\n' + "".join(
+                f'[[templates]]\nname = "t{n}"\ncallback_key = "{KEY}"\nwebhook_secret = "{WEBHOOK_SECRET}"\n'
+                f'stream_begin_notify_url = "{sink.url("/stream")}"\n'
+                f'[[rules]]\ndomain = "{prefix}{n}.test"\ntemplate = "t{n}"\n'
+                for n, sink in enumerate(sinks)
+            )
+
+        await apply_config(settings, tenant("tenant-a", slow, "a"))
+        await apply_config(settings, tenant("tenant-b", [fast], "b"))
+        begin = sample("stream_begin")
+        a_events = [{**begin, "app": f"a{n % 40}.test", "sequence": f"a{n}"} for n in range(120)]
+        b_events = [{**begin, "app": "b0.test", "sequence": f"b{n}"} for n in range(40)]
+        async with serve_workers(settings, ["deliver"]):
+            await queue_callbacks(broker.namespace, a_events, domain="")
+            await wait_until(lambda: sum(sink.hits["/stream"] for sink in slow) >= 2, timeout=10)
+            started = time.monotonic()
+            await queue_callbacks(broker.namespace, b_events, domain="")
+            await wait_until(lambda: len(fast.deliveries["/stream"]) == 40, timeout=40)
+            waited = time.monotonic() - started
+    finally:
+        for sink in [*slow, fast]:
+            await sink.stop()
+    assert waited < 10.0, f"tenant B's webhooks took {waited:.1f} s behind tenant A's slow URLs"
 
 
 async def test_a_moderation_api_answering_a_huge_body_is_not_read_past_its_bound(

@@ -1,8 +1,12 @@
 """The delivery stage: plan the webhooks of each message, POST them signed, retry on the provider's schedule.
 
 A message with one webhook is delivered in place; one with several is split into one message per webhook, so that
-each URL succeeds, retries or dead-letters on its own. A receiver that already holds its share of the stage's slots
-gets its next deliveries deferred to a short delay queue: one slow URL never stalls the others.
+each URL succeeds, retries or dead-letters on its own. Shares of the stage's slots, each deferring what is past it
+to a short delay queue (no try counted): a receiver holds at most HOST_CONCURRENCY; an account at most half of
+the slots, so another account always has the other half; within an account's half, its slow receivers hold at most
+half, and receivers never timed are tried one delivery each, half of the half at a time, until their answers tell
+whether they are fast: an account's 40 new URLs that answer in 4 s take a few slots, not every one. One
+tenant's slow or new URLs never starve another tenant's webhooks, nor the account's own fast ones.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import structlog
@@ -29,7 +34,8 @@ log = structlog.get_logger("framewatch.deliver")
 
 # How long a delivery waits when its receiver is already busy with its share of slots.
 BUSY_DELAY = 1.0
-# A receiver whose answers take this long on average (seconds) is slow: it is kept to half of the stage's slots.
+# A receiver whose answers take this long on average (seconds) is slow: with the receivers not timed yet, it is kept
+# to half of its account's share of the slots.
 SLOW_RECEIVER = 1.0
 MAX_RECEIVERS = 10_000
 # How much of a receiver's answer is read; the rest is dropped with the connection.
@@ -70,7 +76,8 @@ class DeliverStage(Stage):
             limit=options.concurrency,
         )
         self._busy: Counter[str] = Counter()  # receiver (host:port) -> deliveries in progress
-        self._in_progress = 0
+        self._account_busy: Counter[int] = Counter()  # account -> deliveries in progress
+        self._account_pools: Counter[tuple[int, str]] = Counter()  # (account, "slow" or "new") -> of those
         # How long each receiver took to answer lately (moving average), for the receivers seen last.
         self._latency: OrderedDict[str, float] = OrderedDict()
 
@@ -106,13 +113,19 @@ class DeliverStage(Stage):
         if binding is None:
             raise Permanent("domain_not_bound", webhook.domain)
         receiver = _receiver(webhook.url)
-        if self._busy[receiver] >= self.options.host_concurrency or (
-            self._in_progress >= self.options.concurrency // 2 and not self._may_crowd(receiver)
-        ):
+        account = binding.template.account_id
+        share = max(1, self.options.concurrency // 2)
+        pool = self._pool(receiver)
+        if self._busy[receiver] >= self.options.host_concurrency:
             metrics.DELIVERIES.labels(webhook.kind, "deferred").inc()
             raise Deferred("receiver_busy", BUSY_DELAY)
+        if self._account_busy[account] >= share or not self._pool_has_room(account, pool, receiver, share):
+            metrics.DELIVERIES.labels(webhook.kind, "deferred").inc()
+            raise Deferred("account_busy", BUSY_DELAY)
         self._busy[receiver] += 1
-        self._in_progress += 1
+        self._account_busy[account] += 1
+        if pool != "fast":
+            self._account_pools[(account, pool)] += 1
         started = time.perf_counter()
         try:
             now = int(time.time())
@@ -132,10 +145,10 @@ class DeliverStage(Stage):
             metrics.DELIVERIES.labels(webhook.kind, "connection_error").inc()
             raise Transient("connection_error", f"{loggable(webhook.url)}: {type(exc).__name__}") from None
         finally:
-            self._busy[receiver] -= 1
-            self._in_progress -= 1
-            if not self._busy[receiver]:
-                del self._busy[receiver]
+            _release(self._busy, receiver)
+            _release(self._account_busy, account)
+            if pool != "fast":
+                _release(self._account_pools, (account, pool))
             self._note_latency(receiver, time.perf_counter() - started)
         metrics.DELIVERY_SECONDS.observe(time.perf_counter() - started)
         if not 200 <= status < 300:
@@ -144,20 +157,31 @@ class DeliverStage(Stage):
         metrics.DELIVERIES.labels(webhook.kind, "delivered").inc()
         log.debug("delivered", url=loggable(webhook.url), kind=webhook.kind, status=status)
 
-    def _may_crowd(self, receiver: str) -> bool:
-        """Whether a receiver may take a slot in the last half: only one known to answer fast, or, while it is
-        unknown, for one delivery at a time (its first answer tells). However many receivers are slow, together they
-        never hold more than half the slots, and the others' deliveries keep flowing."""
+    def _pool(self, receiver: str) -> str:
+        """ "fast" (answers lately in under SLOW_RECEIVER), "slow", or "new" (never timed)."""
         latency = self._latency.get(receiver)
         if latency is None:
-            return self._busy[receiver] == 0
-        return latency < SLOW_RECEIVER
+            return "new"
+        return "fast" if latency < SLOW_RECEIVER else "slow"
+
+    def _pool_has_room(self, account: int, pool: str, receiver: str, share: int) -> bool:
+        if pool == "slow":
+            return self._account_pools[(account, "slow")] < max(1, share // 2)
+        if pool == "new":  # one delivery per new receiver until it answers
+            return self._busy[receiver] == 0 and self._account_pools[(account, "new")] < max(1, share // 2)
+        return True
 
     def _note_latency(self, receiver: str, seconds: float) -> None:
         previous = self._latency.pop(receiver, seconds)
         self._latency[receiver] = previous + (seconds - previous) * 0.3
         if len(self._latency) > MAX_RECEIVERS:  # bounded, whatever URLs accounts configure
             self._latency.popitem(last=False)
+
+
+def _release(counter: Counter[Any], key: Any) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
 
 
 def _receiver(url: str) -> str:
