@@ -1,21 +1,33 @@
 """deploy/kubernetes renders offline (`kubectl kustomize`), its standard kinds pass the Kubernetes schemas, and it
 matches the code: every stage deployed and scaled on the queue the topology declares, every probe on a route the
-process serves on that port, secrets by reference only, non-root read-only containers that outlive their drain."""
+process serves on that port, secrets by reference only, non-root read-only containers that outlive their drain; and the processes run as the manifests and compose say:
+the rendered env, a read-only root file system and working directory, one master key and one Redis for the fleet."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography.fernet import Fernet
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.live.v20180801 import live_client, models
 
 from framewatch.broker.topology import STAGES, Topology
 from framewatch.runtime.settings import Settings
 from framewatch.wiring import ingest_apps, worker_listeners
+from tests.conftest import postgres_database
+from tests.helpers import AMQP_URL, REDIS_URL, free_port, ready, wait_until
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
 KUBERNETES = "1.30.0"
@@ -100,3 +112,106 @@ def test_probes_and_services_reach_what_the_processes_serve(base: list[dict[str,
     assert admin_service["type"] == "ClusterIP" and ingest_ports[admin_service["ports"][0]["targetPort"]] == 8090
     assert of_kind(base, "PodDisruptionBudget")["framewatch-ingest"]["spec"]["minAvailable"] >= 1
     assert not of_kind(base, "Secret")  # made by the operator, never in the tree
+
+
+def manifest_env(base: list[dict[str, Any]], deployment: str, secrets: dict[str, str]) -> dict[str, str]:
+    """A container's environment as Kubernetes would give it: the ConfigMap, its literal values, and each secret
+    reference resolved from `secrets` (which must hold every key the manifest names)."""
+    env = dict(of_kind(base, "ConfigMap")["framewatch-settings"]["data"])
+    [container] = of_kind(base, "Deployment")[deployment]["spec"]["template"]["spec"]["containers"]
+    for variable in container.get("env", []):
+        if "valueFrom" in variable:
+            env[variable["name"]] = secrets[variable["valueFrom"]["secretKeyRef"]["key"]]
+        else:
+            env[variable["name"]] = variable["value"]
+    return env
+
+
+def read_only(argv: list[str]) -> list[str]:
+    """The command in a mount namespace of its own whose root file system (the working directory and the code
+    included) is read-only, with an empty writable /tmp, as the manifests' readOnlyRootFilesystem and emptyDir."""
+    script = (
+        "mount --make-rprivate / && mount --rbind / / && mount -o remount,bind,ro / && mount -t tmpfs tmpfs /tmp"
+        f' && cd {ROOT} && exec "$@"'
+    )
+    return ["unshare", "--mount", "sh", "-c", script, "read-only", *argv]
+
+
+ROOT = DEPLOY.parent.parent
+
+
+async def test_the_fleet_runs_as_the_manifests_say_read_only_one_master_key_one_redis(
+    base: list[dict[str, Any]], s3_server: str, namespace: str, amqp: None
+) -> None:
+    python = [sys.executable, "-m", "framewatch"]
+    async with postgres_database() as database:
+        secrets = {
+            "amqp-url": AMQP_URL,
+            "database-url": database,
+            "master-key": Fernet.generate_key().decode(),
+            "redis-url": REDIS_URL,
+            "aws-access-key-id": "test-key-id",
+            "aws-secret-access-key": "test-secret",
+        }
+        here = {  # this machine instead of the cluster's: loopback, ports of its own, the test's namespace and S3
+            "FRAMEWATCH_HOST": "127.0.0.1",
+            "FRAMEWATCH_ADMIN_HOST": "127.0.0.1",
+            "FRAMEWATCH_NAMESPACE": namespace,
+            "FRAMEWATCH_S3_ENDPOINT_URL": s3_server,
+        }
+        processes: list[subprocess.Popen[bytes]] = []
+
+        def start(deployment: str, argv: list[str], ports: dict[str, int]) -> dict[str, str]:
+            env = {**manifest_env(base, deployment, secrets), **here, **{k: str(v) for k, v in ports.items()}}
+            processes.append(
+                subprocess.Popen(read_only([*python, *argv]), env={**os.environ, **env}, stderr=subprocess.PIPE)
+            )
+            return env
+
+        try:
+            port, admin, worker = free_port(), free_port(), free_port()
+            [ingest_args] = [c["args"] for c in of_kind(base, "Deployment")["framewatch-ingest"]["spec"]["template"]
+                             ["spec"]["containers"]]  # fmt: skip
+            env = start("framewatch-ingest", ingest_args, {"FRAMEWATCH_PORT": port, "FRAMEWATCH_ADMIN_PORT": admin})
+            assert env["FRAMEWATCH_MASTER_KEY"] == secrets["master-key"] and env["FRAMEWATCH_REDIS_URL"] == REDIS_URL
+            await wait_until(lambda: ready(f"http://127.0.0.1:{port}"), timeout=40)
+            start("framewatch-streams", ["worker", "streams"], {"FRAMEWATCH_WORKER_PORT": worker})
+            await wait_until(lambda: ready(f"http://127.0.0.1:{worker}"), timeout=40)
+            # Another process of the fleet (the CLI, read-only too) makes a key pair; the ingress opens its secret.
+            cli_env = {**os.environ, **manifest_env(base, "framewatch-ingest", secrets), **here}
+            for argv in (["accounts", "create", "acme"], ["accounts", "keys", "create", "acme"]):
+                made = await asyncio.to_thread(
+                    subprocess.run, read_only([*python, *argv]), env=cli_env, capture_output=True, text=True, timeout=60
+                )
+                assert made.returncode == 0, made.stderr
+            key_id, secret = made.stdout.strip().splitlines()[-1].split(" ")
+            http = HttpProfile(protocol="http", endpoint=f"127.0.0.1:{admin}")
+            client = live_client.LiveClient(
+                credential.Credential(key_id, secret), "ap-guangzhou", ClientProfile(httpProfile=http)
+            )
+            answer = await asyncio.to_thread(
+                client.DescribeLiveCallbackTemplates, models.DescribeLiveCallbackTemplatesRequest()
+            )
+            assert answer.Templates == []
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{admin}/metrics") as metrics:
+                    assert metrics.status == 200
+            for process in processes:
+                assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(30)
+
+
+def test_compose_gives_every_process_one_master_key_one_redis_and_a_read_only_root() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    ours = {
+        name: service for name, service in compose["services"].items() if service.get("image") == "framewatch:local"
+    }
+    assert {"ingest", "fetch", "moderate", "deliver", "streams", "config"} <= set(ours)
+    for name, service in ours.items():
+        env = service["environment"]
+        assert env["FRAMEWATCH_MASTER_KEY"].startswith("${FRAMEWATCH_MASTER_KEY:?"), name  # required, one for all
+        assert env["FRAMEWATCH_REDIS_URL"] == "redis://redis:6379/0", name
+        assert service["read_only"] is True and "/tmp" in service["tmpfs"], name
