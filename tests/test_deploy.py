@@ -1,7 +1,8 @@
 """deploy/kubernetes renders offline (`kubectl kustomize`), its standard kinds pass the Kubernetes schemas, and it
 matches the code: every stage deployed and scaled on the queue the topology declares, every probe on a route the
-process serves on that port, secrets by reference only, non-root read-only containers that outlive their drain; and the processes run as the manifests and compose say:
-the rendered env, a read-only root file system and working directory, one master key and one Redis for the fleet."""
+process serves on that port, secrets by reference only, non-root read-only containers that outlive their drain;
+and the processes run as the manifests and compose say: the rendered env, a read-only root file system and working
+directory, one master key and one Redis for the fleet."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Property tests: arbitrary input never crashes the callback parsers or the admin parameters, and whatever a parser
-accepts, every stage can carry (the message survives its JSON round trip and the deliver stage's forwarding)."""
+"""Property tests: arbitrary input never crashes the callback parsers, the edge's bounds, the signature checks or the
+admin parameters, and whatever the edge accepts, every stage can carry (the message survives its JSON round trip and
+the deliver stage's forwarding) and store (names within their columns, no control characters, plausible times)."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import orjson
@@ -10,8 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from framewatch.admin.api import same
 from framewatch.admin.params import Params
+from framewatch.admin.tencent import _AUTHORIZATION
 from framewatch.config.errors import ConfigError
+from framewatch.providers import bounds
 from framewatch.providers.alibaba.provider import AlibabaProvider
 from framewatch.providers.base import Incoming, Provider, RawRequest
 from framewatch.providers.refusals import Refused
@@ -45,17 +50,34 @@ sample_bodies = st.sampled_from(["screenshot", "stream_begin", "stream_end", "mo
 )
 
 
+NOW = 1_700_000_000.0
+
+
 def carried(provider: Provider, incoming: Incoming) -> None:
-    """What a stage does with an accepted event: parse its message, and forward it as JSON."""
-    message = provider.message(incoming, 1_700_000_000.0)
+    """What a stage does with an accepted event: parse its message, forward it as JSON, and store its names."""
+    message = provider.message(incoming, NOW, 1)
     again = CallbackReceived.model_validate_json(message.model_dump_json())
     assert again.id == message.id == provider.event_id(incoming)
     orjson.dumps({**again.event, "framewatch": {"event_id": again.id}})
+    names = [again.domain, *((again.stream.name, again.stream.app) if again.stream else ())]
+    assert all(len(name) <= 255 and not _controls(name) for name in names)
+    if again.screenshot is not None:
+        assert 0 <= again.screenshot.capture_time <= NOW + 60
+    if again.verdict is not None:
+        assert len(again.verdict.label) <= 64 and not _controls(again.verdict.label)
+
+
+def _controls(text: str) -> bool:
+    """NUL, C0 and C1 controls: what PostgreSQL, logs and XML answers cannot carry."""
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def parse(provider: Provider, request: RawRequest) -> Incoming | None:
+    """The callback as the edge takes it: read by its provider's package, then held to what every stage stores."""
     try:
-        return provider.parse(request)
+        incoming = provider.parse(request)
+        bounds.check(incoming, NOW, 60)
+        return incoming
     except Refused as refused:
         assert refused.reason.status in (400, 405, 415) and refused.message
         return None
@@ -140,3 +162,32 @@ def test_the_documented_samples_are_carried(name: str) -> None:
     incoming = parse(provider, RawRequest("POST", "h", {}, {}, "application/json", raw, None))
     assert incoming is not None
     carried(provider, incoming)
+
+
+names = st.text(max_size=300) | st.sampled_from(["s1", "a" * 255, "a" * 256, "x\x00y", "ok\u0085", "\ufffe"])
+
+
+@SETTINGS
+@given(names, names, st.integers(min_value=-(2**40), max_value=2**40), names)
+def test_the_edge_keeps_out_every_name_and_time_a_stage_cannot_store(
+    stream: str, app: str, capture_time: int, label: str
+) -> None:
+    body = {**sample("screenshot"), "stream_id": stream, "appname": app, "create_time": capture_time}
+    incoming = parse(TencentProvider(), RawRequest("POST", "h", {}, {}, "application/json", orjson.dumps(body), None))
+    if incoming is not None:
+        carried(TencentProvider(), incoming)
+    verdict = {**sample("moderation"), "streamId": stream, "label": label, "screenshotTime": capture_time}
+    incoming = parse(
+        TencentProvider(), RawRequest("POST", "h", {}, {}, "application/json", orjson.dumps(verdict), None)
+    )
+    if incoming is not None:
+        carried(TencentProvider(), incoming)
+
+
+@SETTINGS
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_a_signature_of_any_characters_is_compared_never_an_error(expected: str, given_: str) -> None:
+    assert same(expected, given_) is (expected == given_)
+    assert same(expected, expected)
+    found = _AUTHORIZATION.match(f"TC3-HMAC-SHA256 Credential={given_}, SignedHeaders=host, Signature={expected}")
+    assert found is None or len(found["signature"]) == 64
