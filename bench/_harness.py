@@ -1,4 +1,4 @@
-"""Helpers the benchmarks share: locate ../shared/bench, start pinned servers, run wrk and read its numbers."""
+"""Helpers the benchmarks share: locate the references, start pinned servers, run wrk and read its numbers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_BENCH = Path(os.environ.get("FRAMEWATCH_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
+# The reference implementations every figure is a ratio against; FRAMEWATCH_BENCH_REFERENCES points elsewhere.
+REFERENCES = Path(os.environ.get("FRAMEWATCH_BENCH_REFERENCES", ROOT / "bench" / "references"))
 
 
 def require(tool: str, hint: str) -> str:

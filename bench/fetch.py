@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import ROOT, SHARED_BENCH, peak_rss_mb, wait_port
+from _harness import REFERENCES, ROOT, peak_rss_mb, wait_port
 from _pipeline import depth, publish, reset
 
 from framewatch.broker.topology import Topology
@@ -48,7 +48,7 @@ def screenshots(count: int) -> Iterator[CallbackReceived]:
 
 
 def reference_ceiling() -> float:
-    sys.path.insert(0, str(SHARED_BENCH))
+    sys.path.insert(0, str(REFERENCES))
     import limits_thumb
 
     limits_thumb.pillow(limits_thumb.FRAMES[0], True)

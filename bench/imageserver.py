@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Serves the reference frames (../shared/bench/frames.py) at /frame/<n>.jpg: the source of bench/fetch.py."""
+"""Serves the reference frames (bench/references/frames.py) at /frame/<n>.jpg: the source of bench/fetch.py."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import SHARED_BENCH
+from _harness import REFERENCES
 
-sys.path.insert(0, str(SHARED_BENCH))
+sys.path.insert(0, str(REFERENCES))
 from frames import frames
 
 FRAMES = frames(20)

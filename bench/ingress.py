@@ -25,7 +25,7 @@ from pathlib import Path
 import aio_pika
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import ROOT, SHARED_BENCH, Server, require, wait_port, wrk
+from _harness import REFERENCES, ROOT, Server, require, wait_port, wrk
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench"
@@ -105,7 +105,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     require("wrk", "apt-get install wrk")
-    script = SHARED_BENCH / "post_unique.lua"
+    script = REFERENCES / "post_unique.lua"
     work = Path(tempfile.mkdtemp(prefix="fwbench-"))
     env = {
         "FRAMEWATCH_DATABASE_URL": f"sqlite:///{work}/config.db",
@@ -126,7 +126,7 @@ def main() -> None:
         capture_output=True,
     )
     candidates = {
-        "naive": ([sys.executable, str(SHARED_BENCH / "limits_ingress.py"), "naive", "8092"], 8092, "/callback", {}),
+        "naive": ([sys.executable, str(REFERENCES / "limits_ingress.py"), "naive", "8092"], 8092, "/callback", {}),
         "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
     }
     if args.redis:

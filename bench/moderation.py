@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Moderation frames per second on one core: the stage's NudeNet path against ../shared/bench/limits_nudenet.py.
+"""Moderation frames per second on one core: the stage's NudeNet path against bench/references/limits_nudenet.py.
 
 Both in this process, pinned to one core, one ONNX thread, alternating rounds on the same 20 reference frames:
   reference    limits_nudenet: NudeDetector.detect on each full 1280x720 JPEG, one at a time
@@ -21,9 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import SHARED_BENCH
+from _harness import REFERENCES
 
-sys.path.insert(0, str(SHARED_BENCH))
+sys.path.insert(0, str(REFERENCES))
 import onnxruntime as ort
 from frames import frames
 from nudenet import NudeDetector

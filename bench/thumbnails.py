@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Thumbnails per core: the fetch stage's image path against ../shared/bench/limits_thumb.py, same frames, one run.
+"""Thumbnails per core: the fetch stage's image path against bench/references/limits_thumb.py, same frames, one run.
 
 Both run in this process, pinned to one core, alternating for several rounds:
   reference     limits_thumb's pillow+draft (shrink-on-load, one 320x180 JPEG per frame)
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import SHARED_BENCH
+from _harness import REFERENCES
 
-sys.path.insert(0, str(SHARED_BENCH))
+sys.path.insert(0, str(REFERENCES))
 import limits_thumb
 
 from workers.fetch.images import process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from framewatch.broker.topology import STAGES, Topology
 from framewatch.config import apply as config_apply
 from framewatch.runtime.settings import Settings
 from framewatch.wiring import ingest_apps
+from tests import outside
 from tests.helpers import (
     AMQP_URL,
     KEY,
@@ -33,6 +35,16 @@ from tests.moderation_api import RedFlagApi
 from tests.sink import Sink
 from workers.runtime import RETRY_AFTER_RUNGS
 from workers.service import Workers, build_stage
+
+outside.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run fails if this process read a path beside the repository: a fresh clone would not have it."""
+    if outside.seen:
+        print(f"\nread outside the repository: {sorted(set(outside.seen))[:20]}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 DOMAINS = ("test.app", "test.domain.com", "5000.myqcloud.com")
 # Every delay queue a test may declare (its ladders, intervals and deferrals, the defaults', Retry-After's rungs),

@@ -21,11 +21,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-SAMPLES = Path(
-    os.environ.get(
-        "FRAMEWATCH_SAMPLES", Path(__file__).resolve().parent.parent.parent / "shared" / "samples" / "tencent"
-    )
-)
+SAMPLES = Path(__file__).resolve().parent / "samples" / "tencent"  # the documents' bodies: samples/README.md
 AMQP_URL = os.environ.get("FRAMEWATCH_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("FRAMEWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("FRAMEWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -1,1 +1,1 @@
-"""The admin API at /api: the seeds' configuration actions, per account, with the providers' error codes."""
+"""The admin API at /api: the clouds' configuration actions, per account, with the providers' error codes."""

@@ -1,4 +1,5 @@
-"""The seeds' actions (SPEC.md §6): Tencent's callback templates and rules, Alibaba's detect notify configs.
+"""The clouds' configuration actions: Tencent's callback templates and rules, Alibaba's detect notify configs
+(docs/protocols/tencent.md §6, docs/protocols/alibaba.md §4).
 
 Each action returns its response fields (the API adds RequestId) or raises ConfigError with the provider's code.
 An account sees only its own templates, rules and configs: another account's look exactly like missing ones.

@@ -1,6 +1,7 @@
-"""Alibaba Cloud OpenAPI at `/` on the admin listener (SPEC §10), so that the official SDKs work unmodified: the RPC
-style (`Signature` = HMAC-SHA1 over the canonical query, aliyun-python-sdk-core) and V3 (`ACS3-HMAC-SHA256` in
-`Authorization`, alibabacloud_live20161101), each with a timestamp window and a nonce that cannot be used twice.
+"""Alibaba Cloud OpenAPI at `/` on the admin listener (docs/protocols/alibaba.md §5), so that the official SDKs
+work unmodified: the RPC style (`Signature` = HMAC-SHA1 over the canonical query, aliyun-python-sdk-core) and V3
+(`ACS3-HMAC-SHA256` in `Authorization`, alibabacloud_live20161101), each with a timestamp window
+and a nonce that cannot be used twice.
 
 The actions are the four detect notify ones `/api` runs, answered in `/api`'s (Alibaba's) envelope: the dialect
 decides only the authentication and which parameters are the cloud's own rather than the action's.

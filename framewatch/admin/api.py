@@ -1,4 +1,4 @@
-"""GET or POST /api?Action=...: authenticate the account, throttle, run the action, answer as the seeds do."""
+"""GET or POST /api?Action=...: authenticate the account, throttle, run the action, answer as the clouds do."""
 
 from __future__ import annotations
 

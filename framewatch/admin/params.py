@@ -1,4 +1,4 @@
-"""An action's request parameters: the seeds' names, from the query string or a form body."""
+"""An action's request parameters: the clouds' names, from the query string or a form body."""
 
 from __future__ import annotations
 

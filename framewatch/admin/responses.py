@@ -1,4 +1,4 @@
-"""Responses shaped like the seeds' samples: JSON by default, XML with Format=XML; errors carry Code and HostId."""
+"""Responses shaped like the clouds' documents: JSON by default, XML with Format=XML; errors carry Code and HostId."""
 
 from __future__ import annotations
 

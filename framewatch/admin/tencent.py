@@ -1,4 +1,5 @@
-"""Tencent Cloud API 3.0 at `/` on the admin listener (SPEC §9), so that the official SDKs work unmodified.
+"""Tencent Cloud API 3.0 at `/` on the admin listener, so that the official SDKs work unmodified
+(docs/protocols/tencent.md §7).
 
 TC3-HMAC-SHA256 is checked over the request as received (POST JSON or GET query), with a key pair from
 `framewatch accounts keys create`. The actions are the same ones `/api` runs; this dialect decides only the
@@ -149,7 +150,7 @@ class TencentApi:
 def signature(
     request: web.Request, body: bytes, signed_headers: str, timestamp: str, service: str, secret: str, host: str
 ) -> str:
-    """TC3-HMAC-SHA256 over the request as received (SPEC §9), with the Host header read as `host`."""
+    """TC3-HMAC-SHA256 over the request as received (docs/protocols/tencent.md §7), the Host header read as `host`."""
     names = signed_headers.split(";")
     headers = "".join(f"{name}:{host if name == 'host' else request.headers.get(name, '').strip()}\n" for name in names)
     query = request.rel_url.raw_query_string if request.method == "GET" else ""

@@ -1,4 +1,5 @@
-"""Configuration refusals, with the seeds' error codes and HTTP statuses (SPEC.md §6)."""
+"""Configuration refusals, with the clouds' error codes and HTTP statuses
+(docs/protocols/tencent.md §6, docs/protocols/alibaba.md §4)."""
 
 
 class ConfigError(Exception):

@@ -17,7 +17,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-# The URL columns of a callback template, one per event kind, as the seeds name them (snake_case).
+# The URL columns of a callback template, one per event kind, as the clouds name them (snake_case).
 NOTIFY_URL_FIELDS = (
     "stream_begin_notify_url",
     "stream_end_notify_url",
@@ -69,7 +69,7 @@ rules = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    # One domain, one template (seeds 000-002): the domain is unique across every account.
+    # One domain, one template (docs/protocols/tencent.md §6): the domain is unique across every account.
     Column("domain", String(255), nullable=False, unique=True),
     Column("app_name", String(255), nullable=False, default=""),
     Column("template_id", Integer, ForeignKey("callback_templates.id"), nullable=False),

@@ -101,7 +101,8 @@ class Provider(ABC):
 
     def violation(self, frame: FrameStored, verdict: Verdict, now: int) -> dict[str, Any]:
         """The body the domain's detect notify URL receives for a frame a moderation backend flagged: an
-        event_type 317 body as CSS reports the frames its own moderation flags (CONTRACT.md), whatever the cloud."""
+        event_type 317 body as CSS reports the frames its own moderation flags, whatever the cloud
+        (docs/protocols/tencent.md §5)."""
         event = frame.callback.event
         stream = frame.callback.stream
         return {

@@ -1,4 +1,4 @@
-"""Every reason a callback is refused: HTTP status, numeric code, error name. CONTRACT.md lists them.
+"""Every reason a callback is refused: HTTP status, numeric code, error name. the README lists them.
 
 Shared by every provider (they raise them while parsing and verifying) and the ingress (which answers them).
 """

@@ -14,7 +14,7 @@ from aiohttp import web
 
 
 def event_key(body: dict[str, Any]) -> str | None:
-    """The provider's natural key of an event (SPEC.md §1), as the simulator made it unique."""
+    """The provider's natural key of an event (docs/protocols/tencent.md §1), as the simulator made it unique."""
     if "action" in body:  # ApsaraVideo Live's publish callbacks
         return f"{body['action']}:{body.get('usrargs')}"
     if "uri" in body:  # and its recordings

@@ -1,5 +1,5 @@
 """The provider's side: streams that take a screenshot every few seconds, the image server that holds them, and
-callbacks signed and retried as CSS sends them (SPEC.md §1)."""
+callbacks signed and retried as CSS sends them (docs/protocols/tencent.md §1)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from framewatch.simulate import frames
 SCREENSHOT_RETRIES, SCREENSHOT_RETRY_INTERVAL = 5, 120.0
 OTHER_RETRIES, OTHER_RETRY_INTERVAL = 12, 60.0
 CALLBACK_TIMEOUT = 20.0  # no answer within 20 s is a failure
-# ApsaraVideo Live's: every callback 5 retries 1 second apart, 5 s to answer (SPEC §8).
+# ApsaraVideo Live's: every callback 5 retries 1 second apart, 5 s to answer (docs/protocols/alibaba.md §1).
 ALIBABA_RETRIES, ALIBABA_RETRY_INTERVAL, ALIBABA_TIMEOUT = 5, 1.0, 5.0
 
 

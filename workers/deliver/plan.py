@@ -11,7 +11,7 @@ from framewatch.providers import registry
 from schemas.messages import CallbackReceived, FrameModerated, StoredImage, Verdict, Webhook
 from workers.failures import Permanent
 
-# Which template URL receives each event kind (the seeds' *NotifyUrl names). Kinds without one are not forwarded.
+# Which template URL receives each event kind (the clouds' *NotifyUrl names). Kinds without one are not forwarded.
 KIND_URLS = {
     "stream_begin": "stream_begin_notify_url",
     "stream_end": "stream_end_notify_url",

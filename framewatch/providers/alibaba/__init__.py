@@ -1,1 +1,1 @@
-"""Alibaba Cloud ApsaraVideo Live callbacks (SPEC §7-8)."""
+"""Alibaba Cloud ApsaraVideo Live callbacks (docs/protocols/alibaba.md)."""

@@ -1,4 +1,4 @@
-"""Alibaba Cloud ApsaraVideo Live (SPEC §7-8).
+"""Alibaba Cloud ApsaraVideo Live (docs/protocols/alibaba.md).
 
 Stream publish and publish_done arrive as GET with query parameters; recording callbacks as POST JSON. Each is
 signed in two headers: `ALI-LIVE-TIMESTAMP` (Unix seconds) and `ALI-LIVE-SIGNATURE` =

@@ -1,1 +1,1 @@
-"""Tencent Cloud CSS callbacks (SPEC §1-5)."""
+"""Tencent Cloud CSS callbacks (docs/protocols/tencent.md)."""

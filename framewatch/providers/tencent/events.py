@@ -1,4 +1,4 @@
-"""Tencent CSS callback events (SPEC.md §3-5), parsed leniently where the provider's documents disagree."""
+"""Tencent CSS callback events (docs/protocols/tencent.md §3-5), parsed leniently where its documents disagree."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tencent Cloud CSS: one JSON event per POST, `sign = MD5(key + t)` with `t` the signature's expiry (SPEC §1-5)."""
+"""Tencent Cloud CSS: one JSON event per POST, `sign = MD5(key + t)` with `t` the signature's expiry
+(docs/protocols/tencent.md)."""
 
 from __future__ import annotations
 
