@@ -31,73 +31,12 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from e2e import FRAMEWATCH, KEY, WEBHOOK_SECRET, config
 
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from tests.rabbit import RabbitNode
+
 NODES = ("fwc1", "fwc2", "fwc3")
 AMQP_PORT = {name: 5701 + i for i, name in enumerate(NODES)}
 DOMAIN = "bench.live"
-
-
-class Node:
-    """One RabbitMQ node of the cluster, run by the distribution's own server script (as the rabbitmq user)."""
-
-    def __init__(self, name: str, base: Path) -> None:
-        self.name = name
-        self.full = f"{name}@localhost"
-        self.base = base / name
-        self.base.mkdir(parents=True, exist_ok=True)
-        shutil.chown(self.base, "rabbitmq", "rabbitmq")
-        plugins = self.base / "enabled_plugins"
-        plugins.write_text("[].\n")  # no management listener: it would take the machine broker's port
-        shutil.chown(plugins, "rabbitmq", "rabbitmq")
-        port = AMQP_PORT[name]
-        self.env = {
-            **os.environ,
-            "RABBITMQ_NODENAME": self.full,
-            "RABBITMQ_NODE_PORT": str(port),
-            "RABBITMQ_DIST_PORT": str(port + 20000),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
-            "RABBITMQ_PID_FILE": str(self.base / "pid"),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "none"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.base / "none-advanced.config"),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["rabbitmq-server"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 180
-        while True:  # the Erlang node takes a while to exist at all; then await_startup waits for the broker
-            try:
-                self.ctl("await_startup", "--timeout", "120")
-                return
-            except subprocess.CalledProcessError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(1)
-
-    def ctl(self, *args: str) -> str:
-        return subprocess.run(
-            ["rabbitmqctl", "-n", self.full, *args], env=self.env, check=True, capture_output=True, text=True,
-            timeout=180,
-        ).stdout  # fmt: skip
-
-    def beam(self) -> int:
-        """The node's Erlang VM (what dies with the machine), from the pid file the node writes."""
-        return int((self.base / "pid").read_text().strip())
-
-    def kill(self) -> None:
-        os.kill(self.beam(), signal.SIGKILL)
-
-    def stop(self) -> None:
-        try:
-            self.ctl("stop")
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            try:
-                self.kill()
-            except (OSError, ValueError):
-                pass
 
 
 def url(name: str) -> str:
@@ -140,7 +79,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="fw-cluster-"))
     os.chmod(work, 0o755)
-    nodes = {name: Node(name, work) for name in NODES}
+    nodes = {name: RabbitNode(name, AMQP_PORT[name], work) for name in NODES}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         started = time.monotonic()

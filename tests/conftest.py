@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +34,7 @@ from tests.helpers import (
 )
 from tests.imageserver import ImageServer
 from tests.moderation_api import RedFlagApi
+from tests.rabbit import RabbitNode, Sentinel
 from tests.sink import Sink
 from workers.runtime import RETRY_AFTER_RUNGS
 from workers.service import Workers, build_stage
@@ -39,10 +42,24 @@ from workers.service import Workers, build_stage
 outside.install()
 
 
+_sentinel = Sentinel(AMQP_URL)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        _sentinel.start()
+    except Exception:  # services_are_up says so, as a failure of the run
+        pass
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The run fails if this process read a path beside the repository: a fresh clone would not have it."""
+    """The run fails if this process read a path beside the repository (a fresh clone would not have it), or if the
+    machine's broker dropped our connection (a test disturbed it instead of a node of its own)."""
     if outside.seen:
         print(f"\nread outside the repository: {sorted(set(outside.seen))[:20]}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if (dropped := _sentinel.stop()) is not None:
+        print(f"\nthe machine's RabbitMQ was disturbed during the run: {dropped}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -109,15 +126,39 @@ def namespace() -> str:
     return f"fwtest-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(scope="session")
+def _own_rabbit() -> Iterator[RabbitNode]:
+    node = RabbitNode(f"fwtest{os.getpid()}", free_port())
+    node.start()
+    yield node
+    node.stop()
+    shutil.rmtree(node.base.parent, ignore_errors=True)
+
+
 @pytest.fixture
-async def amqp(namespace: str) -> AsyncIterator[None]:
+def own_broker(_own_rabbit: RabbitNode) -> RabbitNode:
+    """A RabbitMQ node of the suite's own, for a test that stops, freezes or alarms its broker: every fixture of
+    that test (env, settings, amqp, broker) then points at it instead of the machine's broker."""
+    _own_rabbit.ctl("start_app")  # a test that failed midway may have left it stopped
+    return _own_rabbit
+
+
+@pytest.fixture
+def amqp_url(request: pytest.FixtureRequest) -> str:
+    if "own_broker" in request.fixturenames:
+        return str(request.getfixturevalue("own_broker").url)
+    return AMQP_URL
+
+
+@pytest.fixture
+async def amqp(namespace: str, amqp_url: str) -> AsyncIterator[None]:
     """Removes the test's exchanges and every queue of its namespace afterwards (idle quorum queues left behind
     load the broker until it stalls); on a fresh connection, since a test may restart the broker."""
     yield
     topology = Topology(namespace)
     names = {topology.queue(stage) for stage in STAGES} | {topology.dead_queue(stage) for stage in STAGES}
     names |= {topology.retry_queue(stage, delay) for stage in STAGES for delay in ALL_DELAYS}
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(amqp_url)
     async with connection, connection.channel() as channel:
         for name in sorted(names):
             await channel.queue_delete(name)
@@ -127,15 +168,15 @@ async def amqp(namespace: str) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def broker(amqp: None, namespace: str) -> Broker:
-    return Broker(namespace)
+async def broker(amqp: None, namespace: str, amqp_url: str) -> Broker:
+    return Broker(namespace, amqp_url)
 
 
 @pytest.fixture
-def env(tmp_path: Path, namespace: str) -> dict[str, str]:
+def env(tmp_path: Path, namespace: str, amqp_url: str) -> dict[str, str]:
     """Settings for a framewatch process of this test, as environment variables."""
     return {
-        "FRAMEWATCH_AMQP_URL": AMQP_URL,
+        "FRAMEWATCH_AMQP_URL": amqp_url,
         "FRAMEWATCH_NAMESPACE": namespace,
         "FRAMEWATCH_DATABASE_URL": f"sqlite:///{tmp_path}/config.db",
         "FRAMEWATCH_LOG_LEVEL": "warning",

@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +127,12 @@ async def ready(url: str) -> bool:
 class Broker:
     """Reads the queues of one test's namespace, each time on a fresh connection (tests restart the broker)."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, url: str = AMQP_URL) -> None:
         self.namespace = namespace
+        self.url = url
 
     async def count(self, stage: str) -> int:
-        connection = await aio_pika.connect(AMQP_URL)
+        connection = await aio_pika.connect(self.url)
         async with connection, connection.channel() as channel:
             queue = await channel.declare_queue(f"{self.namespace}.{stage}", passive=True)
             return int(queue.declaration_result.message_count or 0)
@@ -147,7 +146,7 @@ class Broker:
     async def take(self, stage: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
         """Every message now in the stage's queue, removed."""
         messages = []
-        connection = await aio_pika.connect(AMQP_URL)
+        connection = await aio_pika.connect(self.url)
         async with connection, connection.channel() as channel:
             queue = await channel.declare_queue(f"{self.namespace}.{stage}", passive=True)
             while (message := await queue.get(no_ack=True, fail=False)) is not None:
@@ -240,22 +239,6 @@ async def queue_callbacks(namespace: str, events: list[dict[str, Any]], domain: 
     finally:
         await publisher.close()
     return ids
-
-
-@contextmanager
-def frozen_broker() -> Iterator[None]:
-    """The broker's VM stopped (SIGSTOP) for the block: it keeps its sockets open and answers nothing."""
-    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True, text=True, check=True)
-    pid = int(found.stdout.split()[0])
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -19,14 +19,15 @@ import structlog.testing
 from framewatch.broker import confirms
 from framewatch.broker.publisher import Publisher, PublishError
 from framewatch.broker.topology import Topology
-from tests.helpers import AMQP_URL, Broker, free_port, frozen_broker, rabbitmqctl, wait_until
+from tests.helpers import AMQP_URL, Broker, free_port, wait_until
+from tests.rabbit import RabbitNode
 
 HEADERS = {"provider": "tencent", "event_type": 200, "domain": "test.app", "schema_version": 1}
 
 
 @pytest.fixture
-async def publisher(amqp: None, namespace: str) -> AsyncIterator[Publisher]:
-    publisher = Publisher(AMQP_URL, Topology(namespace), timeout=1.0)
+async def publisher(amqp: None, namespace: str, amqp_url: str) -> AsyncIterator[Publisher]:
+    publisher = Publisher(amqp_url, Topology(namespace), timeout=1.0)
     publisher.start()
     await asyncio.wait_for(publisher.wait_declared(), 15)
     yield publisher
@@ -115,9 +116,9 @@ async def test_nacks_in_a_row_make_the_publisher_start_over_on_a_new_connection(
 
 @pytest.mark.slow
 async def test_a_frozen_broker_fails_the_publish_within_the_timeout_and_serves_again_after(
-    publisher: Publisher, broker: Broker
+    own_broker: RabbitNode, publisher: Publisher, broker: Broker
 ) -> None:
-    with frozen_broker():
+    with own_broker.frozen():
         started = time.monotonic()
         with pytest.raises(PublishError) as refused:
             await publish(publisher, 1)
@@ -130,16 +131,13 @@ async def test_a_frozen_broker_fails_the_publish_within_the_timeout_and_serves_a
     assert await broker.count("fetch") in (1, 2)
 
 
-def memory_watermark() -> str:
-    read = ["rabbitmqctl", "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."]
-    return subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip()
-
-
 @pytest.mark.slow
-async def test_a_resource_alarm_refuses_at_once_and_lifts(publisher: Publisher, broker: Broker) -> None:
+async def test_a_resource_alarm_refuses_at_once_and_lifts(
+    own_broker: RabbitNode, publisher: Publisher, broker: Broker
+) -> None:
     await publish(publisher, 1)
-    watermark = memory_watermark()
-    rabbitmqctl("set_vm_memory_high_watermark", "0.0000001")
+    watermark = own_broker.ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").strip()
+    own_broker.ctl("set_vm_memory_high_watermark", "0.0000001")
     try:
         # The broker blocks publishers that publish during the alarm and tells them so.
         with pytest.raises(PublishError):
@@ -151,7 +149,7 @@ async def test_a_resource_alarm_refuses_at_once_and_lifts(publisher: Publisher, 
         assert refused.value.reason == "blocked"
         assert time.monotonic() - started < 0.1
     finally:
-        rabbitmqctl("set_vm_memory_high_watermark", watermark)
+        own_broker.ctl("set_vm_memory_high_watermark", watermark)
     await wait_until(lambda: publisher.ready, timeout=10)
     await publish(publisher, 4)
     assert await broker.count("fetch") >= 2
@@ -159,12 +157,12 @@ async def test_a_resource_alarm_refuses_at_once_and_lifts(publisher: Publisher, 
 
 @pytest.mark.slow
 async def test_a_dropped_connection_fails_what_was_in_flight_and_comes_back(
-    publisher: Publisher, broker: Broker
+    own_broker: RabbitNode, publisher: Publisher, broker: Broker
 ) -> None:
     await publish(publisher, 1)
     first = publisher.connection
     in_flight = [asyncio.ensure_future(publish(publisher, n)) for n in range(2, 200)]
-    rabbitmqctl("close_all_connections", "test: dropped")
+    own_broker.ctl("close_all_connections", "test: dropped")
     outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
     failures = [o for o in outcomes if isinstance(o, PublishError)]
     assert all(f.reason in ("connection_lost", "not_connected") for f in failures)
@@ -253,8 +251,10 @@ async def test_amqps_with_the_operators_ca_publishes_and_an_unknown_ca_is_refuse
 
 
 @pytest.mark.slow
-async def test_heartbeats_keep_an_idle_connection_and_notice_a_silent_broker(amqp: None, namespace: str) -> None:
-    publisher = Publisher(f"{AMQP_URL}?heartbeat=1", Topology(namespace), timeout=1.0)
+async def test_heartbeats_keep_an_idle_connection_and_notice_a_silent_broker(
+    own_broker: RabbitNode, amqp: None, namespace: str
+) -> None:
+    publisher = Publisher(f"{own_broker.url}?heartbeat=1", Topology(namespace), timeout=1.0)
     publisher.start()
     try:
         await asyncio.wait_for(publisher.wait_declared(), 15)
@@ -262,7 +262,7 @@ async def test_heartbeats_keep_an_idle_connection_and_notice_a_silent_broker(amq
         assert first is not None
         await asyncio.sleep(3)  # idle for three heartbeat intervals: the beats keep it open
         assert publisher.connection is first and publisher.ready
-        with frozen_broker():  # the socket stays open, nothing comes through: only heartbeats can tell
+        with own_broker.frozen():  # the socket stays open, nothing comes through: only heartbeats can tell
             await wait_until(lambda: first.closed.done(), timeout=5)
         assert "no frame from the broker" in first.closed.result()
         await wait_until(lambda: publisher.ready and publisher.connection is not first, timeout=20)

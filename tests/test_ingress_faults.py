@@ -18,21 +18,20 @@ from tests.helpers import (
     REDIS_URL,
     IngressProcess,
     free_port,
-    frozen_broker,
     metric,
     post,
-    rabbitmqctl,
     screenshot,
     signed,
     wait_until,
 )
+from tests.rabbit import RabbitNode
 
 
 @pytest.mark.slow
-async def test_broker_down_answers_503_and_recovers_without_restart(configured, broker) -> None:
+async def test_broker_down_answers_503_and_recovers_without_restart(own_broker: RabbitNode, configured, broker) -> None:
     async with serve_ingress(configured) as ingress, aiohttp.ClientSession() as session:
         assert (await post(session, ingress.callbacks, signed(screenshot(1))))[0] == 200
-        rabbitmqctl("stop_app")
+        own_broker.ctl("stop_app")
         try:
             status, answer = await post(session, ingress.callbacks, signed(screenshot(2)))
             assert (status, answer["error"]) == (503, "BrokerUnavailable")
@@ -40,8 +39,8 @@ async def test_broker_down_answers_503_and_recovers_without_restart(configured, 
                 assert response.status == 503
                 assert "broker" in (await response.json())["failing"]
         finally:
-            rabbitmqctl("start_app")
-            rabbitmqctl("await_startup")
+            own_broker.ctl("start_app")
+            own_broker.ctl("await_startup")
 
         # The same event again (the provider's retry) is accepted once the broker is back: its claim was released.
         async def accepted() -> bool:
@@ -53,9 +52,11 @@ async def test_broker_down_answers_503_and_recovers_without_restart(configured, 
 
 
 @pytest.mark.slow
-async def test_a_broker_that_does_not_confirm_gets_503_within_the_bound(ingress, broker) -> None:
+async def test_a_broker_that_does_not_confirm_gets_503_within_the_bound(
+    own_broker: RabbitNode, ingress, broker
+) -> None:
     async with aiohttp.ClientSession() as session:
-        with frozen_broker():
+        with own_broker.frozen():
             started = time.monotonic()
             status, answer = await post(session, ingress.callbacks, signed(screenshot(1)))
             waited = time.monotonic() - started

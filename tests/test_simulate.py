@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from tests.conftest import apply_config
-from tests.helpers import KEY, WEBHOOK_SECRET, IngressProcess, WorkerProcess, free_port, rabbitmqctl
+from tests.helpers import KEY, WEBHOOK_SECRET, IngressProcess, WorkerProcess, free_port
+from tests.rabbit import RabbitNode
 
 
 class RunProcess(IngressProcess):
@@ -182,18 +183,18 @@ async def test_a_stage_killed_mid_run_loses_nothing(fleet_env, simulator: Simula
 
 
 @pytest.mark.slow
-async def test_rabbitmq_restarted_mid_run_loses_nothing(against_run: Simulator) -> None:
+async def test_rabbitmq_restarted_mid_run_loses_nothing(own_broker: RabbitNode, against_run: Simulator) -> None:
     """The broker stops under load: the ingress answers 503, the provider retries; workers resume on their own."""
     run = asyncio.create_task(
         against_run.run("--streams", "10", "--interval", "0.5", "--duration", "10", "--drain-timeout", "30")
     )
     await asyncio.sleep(3)
-    rabbitmqctl("stop_app")
+    own_broker.ctl("stop_app")
     try:
         await asyncio.sleep(3)
     finally:
-        rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
+        own_broker.ctl("start_app")
+        own_broker.ctl("await_startup")
     status, report = await run
     assert report["refused"].get("BrokerUnavailable", 0) > 0  # the outage was felt
     assert status == 0, report
