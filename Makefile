@@ -19,8 +19,8 @@ DEMO_ENV := FRAMEWATCH_DELIVER_ALLOW_PRIVATE=true FRAMEWATCH_FETCH_ALLOW_PRIVATE
 
 run: install  ## apply the demo config and run the whole pipeline on 127.0.0.1:8080 and :8090 (needs RabbitMQ)
 	$(DEMO_ENV) $(BIN)/framewatch config apply examples/demo.toml
-	@echo "framewatch: callbacks on http://127.0.0.1:8080 (/callbacks/tencent, /callbacks/alibaba, probes at"
-	@echo "            /healthz /readyz /metrics), admin API on http://127.0.0.1:8090/api. Next, in another terminal:"
+	@echo "framewatch: callbacks on http://127.0.0.1:8080 (/callbacks/tencent, /callbacks/alibaba, /covers/, probes at"
+	@echo "            /healthz /readyz), admin API and /metrics on http://127.0.0.1:8090. Next, in another terminal:"
 	@echo "              make simulate   # 20 streams of screenshots through the pipeline, report at the end"
 	$(DEMO_ENV) $(BIN)/framewatch run
 
@@ -34,6 +34,7 @@ bench-e2e: install  ## the simulator against the fleet, one process per stage (n
 test: install  ## the whole suite against the real RabbitMQ, Redis and PostgreSQL
 	$(BIN)/ruff check framewatch ingest workers schemas tests bench
 	$(BIN)/ruff format --check --quiet framewatch ingest workers schemas tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q
 
 bench-ingress: install  ## framewatch ingest (in-process and Redis window) vs the naive reference receiver (needs wrk)
