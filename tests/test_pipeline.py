@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from svix.webhooks import Webhook as SvixWebhook
 from svix.webhooks import WebhookVerificationError as SvixVerificationError
+from tencentcloud.common.sign import Sign
 
 from framewatch.providers.base import MAX_DEPTH
 from tests.conftest import apply_config, serve_ingress, serve_workers, settings_from
@@ -220,7 +220,8 @@ async def test_a_moderation_api_down_pauses_consumption_and_loses_nothing(
 
 
 def tc3_expected(secret_id: str, secret_key: str, request: web.Request, payload: bytes) -> str:
-    """TC3-HMAC-SHA256 as Tencent Cloud documents it, computed independently of framewatch's signer."""
+    """TC3-HMAC-SHA256 as Tencent Cloud documents it: the request canonicalised here, the key chain and HMAC by the
+    official SDK's `Sign.sign_tc3`, never by framewatch's signer."""
     timestamp = int(request.headers["X-TC-Timestamp"])
     date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
     canonical = (
@@ -230,10 +231,7 @@ def tc3_expected(secret_id: str, secret_key: str, request: web.Request, payload:
     )
     scope = f"{date}/ims/tc3_request"
     to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = ("TC3" + secret_key).encode()
-    for part in (date, "ims", "tc3_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = Sign.sign_tc3(secret_key, date, "ims", to_sign)  # the official SDK's own signing step
     headers = "content-type;host;x-tc-action"
     return f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders={headers}, Signature={signature}"
 

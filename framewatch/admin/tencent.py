@@ -9,8 +9,6 @@ answered with HTTP 200 and `Content-Type: application/json` exactly, as the SDK 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import time
 import uuid
@@ -26,6 +24,7 @@ from framewatch.admin.api import STORE_FAILURES, AdminApi, same
 from framewatch.admin.replay import FirstUses
 from framewatch.config.errors import ConfigError
 from framewatch.runtime import metrics
+from framewatch.signing import tc3
 
 log = structlog.get_logger("framewatch.admin")
 
@@ -151,18 +150,19 @@ def signature(
     request: web.Request, body: bytes, signed_headers: str, timestamp: str, service: str, secret: str, host: str
 ) -> str:
     """TC3-HMAC-SHA256 over the request as received (docs/protocols/tencent.md §7), the Host header read as `host`."""
-    names = signed_headers.split(";")
-    headers = "".join(f"{name}:{host if name == 'host' else request.headers.get(name, '').strip()}\n" for name in names)
-    query = request.rel_url.raw_query_string if request.method == "GET" else ""
-    payload = b"" if request.method == "GET" else body
-    canonical = "\n".join((request.method, "/", query, headers, signed_headers, hashlib.sha256(payload).hexdigest()))
-    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d")
-    scope = f"{date}/{service}/tc3_request"
-    to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = f"TC3{secret}".encode()
-    for part in (date, service, "tc3_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers = [
+        (name, host if name == "host" else request.headers.get(name, "").strip()) for name in signed_headers.split(";")
+    ]
+    get = request.method == "GET"
+    return tc3.signature(
+        method=request.method,
+        query=request.rel_url.raw_query_string if get else "",
+        headers=headers,
+        payload=b"" if get else body,
+        timestamp=timestamp,
+        service=service,
+        secret=secret,
+    )
 
 
 def _parameters(request: web.Request, body: bytes) -> dict[str, str]:

@@ -8,8 +8,8 @@ import binascii
 import secrets
 
 from framewatch.config.errors import ConfigError
+from framewatch.signing.webhooks import PREFIX
 
-PREFIX = "whsec_"
 SECRET_BYTES = 32
 # The specification asks for 24 to 64 random bytes.
 MIN_BYTES, MAX_BYTES = 24, 64
@@ -17,11 +17,6 @@ MIN_BYTES, MAX_BYTES = 24, 64
 
 def new() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def key(secret: str) -> bytes:
-    """The HMAC key: the bytes the base64 after the prefix stands for."""
-    return base64.b64decode(secret.removeprefix(PREFIX))
 
 
 def validate(value: str) -> str:

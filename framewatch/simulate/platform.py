@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from framewatch.signing import css, webhooks
 
 
 def event_key(body: dict[str, Any]) -> str | None:
@@ -37,16 +36,11 @@ def signatures_valid(
     try:
         body = orjson.loads(raw) if body is None else body
         t = int(body["t"])
-        if body["sign"] != hashlib.md5(f"{key}{t}".encode()).hexdigest() or t < now:
+        if not css.valid(key, t, str(body["sign"])) or t < now:
             return False
-        if webhook_secret is None:
-            return True
-        secret = base64.b64decode(webhook_secret.removeprefix("whsec_"))
-        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + raw
-        expected = "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode()
-        return any(hmac.compare_digest(given, expected) for given in headers["webhook-signature"].split())
     except (KeyError, ValueError, TypeError):
         return False
+    return webhook_secret is None or webhooks.verify(webhook_secret, headers, raw)
 
 
 @dataclass

@@ -4,7 +4,6 @@ callbacks signed and retried as CSS sends them (docs/protocols/tencent.md §1)."
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import time
 from collections import Counter
@@ -16,6 +15,8 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
+from framewatch.providers.alibaba import provider as alibaba
+from framewatch.signing import css
 from framewatch.simulate import frames
 
 # CSS's retry policy: screenshots 5 retries 2 minutes apart; every other event 12 retries 1 minute apart.
@@ -199,8 +200,7 @@ class Provider:
 
     def request(self, event: Event) -> Request:
         """One attempt at an event, signed anew as the cloud does on every retry."""
-        t = int(time.time()) + 600  # as CSS signs: t is the expiry, 10 minutes ahead
-        body = {**event.body, "t": t, "sign": hashlib.md5(f"{self.options.key}{t}".encode()).hexdigest()}
+        body = css.signed(event.body, self.options.key, int(time.time()))
         headers = {"Content-Type": "application/json"}
         return Request("POST", "/callbacks/tencent", body=orjson.dumps(body), headers=headers)
 
@@ -298,12 +298,12 @@ class AlibabaProvider(Provider):
     def request(self, event: Event) -> Request:
         timestamp = str(int(time.time()))
         if "action" in event.body:  # publish callbacks: signed with the ingest domain, sent as GET
-            signature = hashlib.md5(f"{self.options.domain}|{timestamp}|{self.options.key}".encode()).hexdigest()
+            signature = alibaba.sign(self.options.domain, timestamp, self.options.key)
             headers = {"ALI-LIVE-TIMESTAMP": timestamp, "ALI-LIVE-SIGNATURE": signature}
             return Request("GET", "/callbacks/alibaba", params=event.body, headers=headers)
         # Everything else: POST JSON, signed with the host of the callback URL.
         host = URL(self.options.ingress).host or ""
-        signature = hashlib.md5(f"{host}|{timestamp}|{self.options.key}".encode()).hexdigest()
+        signature = alibaba.sign(host, timestamp, self.options.key)
         headers = {
             "Content-Type": "application/json",
             "ALI-LIVE-TIMESTAMP": timestamp,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from framewatch.config.snapshot import Template
@@ -19,6 +18,7 @@ from framewatch.providers.tencent.events import (
     parse_event,
 )
 from framewatch.runtime.settings import Settings
+from framewatch.signing import css
 from schemas.messages import Kind, Screenshot, Stream, Verdict
 
 PROVIDER = "tencent"
@@ -35,10 +35,6 @@ KINDS: dict[int, Kind] = {
     EventType.RECORDING_STATUS: "recording_status",
     EventType.RECORDING_EXCEPTION: "recording_exception",
 }
-
-
-def sign(key: str, t: int) -> str:
-    return hashlib.md5(f"{key}{t}".encode()).hexdigest()
 
 
 def provider_verdict(event: ImageModerationEvent) -> Verdict:
@@ -124,7 +120,7 @@ class TencentProvider(Provider):
         # Check every valid key, always, so the time taken does not tell which key matched.
         matched = False
         for key in template.valid_keys(now):
-            matched |= hmac.compare_digest(sign(key, event.t).encode(), given)
+            matched |= hmac.compare_digest(css.sign(key, event.t).encode(), given)
         if not matched:
             raise Refused(Reason.InvalidSignature, "sign does not match the template's key")
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -14,6 +11,7 @@ import orjson
 from yarl import URL
 
 from framewatch.blobs.base import BlobStore
+from framewatch.signing import tc3
 from schemas.messages import FrameStored, Verdict
 from workers.failures import Permanent
 from workers.moderate.backends.api import ApiBackend, check_status, image_for_api, json_answer
@@ -28,21 +26,21 @@ UNAVAILABLE_CODES = ("RequestLimitExceeded", "InternalError", "ResourceUnavailab
 
 def tc3_authorization(secret_id: str, secret_key: str, host: str, payload: bytes, timestamp: int) -> str:
     """The Authorization header of Tencent Cloud API 3.0 (TC3-HMAC-SHA256) for a JSON POST to `/`."""
-    canonical_headers = f"content-type:application/json; charset=utf-8\nhost:{host}\nx-tc-action:{ACTION.lower()}\n"
-    signed_headers = "content-type;host;x-tc-action"
-    canonical_request = "\n".join(
-        ["POST", "/", "", canonical_headers, signed_headers, hashlib.sha256(payload).hexdigest()]
+    headers = [
+        ("content-type", "application/json; charset=utf-8"),
+        ("host", host),
+        ("x-tc-action", ACTION.lower()),
+    ]
+    signed = tc3.signature(
+        method="POST",
+        query="",
+        headers=headers,
+        payload=payload,
+        timestamp=timestamp,
+        service=SERVICE,
+        secret=secret_key,
     )
-    date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
-    scope = f"{date}/{SERVICE}/tc3_request"
-    to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
-
-    def mac(key: bytes, message: str) -> bytes:
-        return hmac.new(key, message.encode(), hashlib.sha256).digest()
-
-    signing_key = mac(mac(mac(f"TC3{secret_key}".encode(), date), SERVICE), "tc3_request")
-    signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
-    return f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+    return tc3.authorization(secret_id, signed, headers, timestamp, SERVICE)
 
 
 class TencentImsBackend(ApiBackend):
