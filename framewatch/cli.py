@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from framewatch import __version__
 from framewatch.broker.topology import STAGES
+from framewatch.providers.registry import PROVIDERS
 from framewatch.runtime import logs
 from framewatch.runtime.settings import Settings, get_settings
 
@@ -259,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--provider",
-        choices=["tencent", "alibaba"],
+        choices=list(PROVIDERS),
         default="tencent",
         help="which cloud to play: tencent (screenshots, stream and moderation events) or alibaba (publish, "
         "publish_done and recording callbacks, with its retry policy: 5 retries 1 s apart, 5 s timeout)",

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
+from typing import TYPE_CHECKING
 
 from framewatch.providers.alibaba.provider import AlibabaProvider
 from framewatch.providers.base import Provider
 from framewatch.providers.tencent.provider import TencentProvider
 from framewatch.runtime.settings import Settings
 
+if TYPE_CHECKING:
+    from framewatch.simulate.provider import SimulatedCloud
+
 PROVIDERS: dict[str, type[Provider]] = {
     TencentProvider.name: TencentProvider,
     AlibabaProvider.name: AlibabaProvider,
 }
+
+
+def simulator(name: str) -> type[SimulatedCloud]:
+    """The cloud's side of `framewatch simulate`, from its package's simulator.py (imported only when simulating)."""
+    if name not in PROVIDERS:
+        raise KeyError(f"no provider named {name!r}")
+    module = importlib.import_module(f"framewatch.providers.{name}.simulator")
+    simulated: type[SimulatedCloud] = module.SIMULATOR
+    return simulated
 
 
 def create_all(settings: Settings) -> list[Provider]:

@@ -1,5 +1,5 @@
-"""The provider's side: streams that take a screenshot every few seconds, the image server that holds them, and
-callbacks signed and retried as CSS sends them (docs/protocols/tencent.md §1)."""
+"""The cloud's side of the simulator: the image server that holds the streams' screenshots, and callbacks sent and
+retried as the cloud does; each cloud's own events, signatures and retry policy are in its package."""
 
 from __future__ import annotations
 
@@ -8,23 +8,13 @@ import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
 from aiohttp import web
-from yarl import URL
 
-from framewatch.providers.alibaba import provider as alibaba
-from framewatch.signing import css
 from framewatch.simulate import frames
-
-# CSS's retry policy: screenshots 5 retries 2 minutes apart; every other event 12 retries 1 minute apart.
-SCREENSHOT_RETRIES, SCREENSHOT_RETRY_INTERVAL = 5, 120.0
-OTHER_RETRIES, OTHER_RETRY_INTERVAL = 12, 60.0
-CALLBACK_TIMEOUT = 20.0  # no answer within 20 s is a failure
-# ApsaraVideo Live's: every callback 5 retries 1 second apart, 5 s to answer (docs/protocols/alibaba.md §1).
-ALIBABA_RETRIES, ALIBABA_RETRY_INTERVAL, ALIBABA_TIMEOUT = 5, 1.0, 5.0
 
 
 @dataclass
@@ -60,8 +50,9 @@ class Request:
 
 
 @dataclass
-class Provider:
-    """Tencent CSS: screenshots, stream begin/end and its own moderation verdicts, POSTed JSON signed in the body."""
+class SimulatedCloud:
+    """What every cloud's simulator shares: the image server, the events it made, sending with the cloud's retries.
+    Each cloud's package says what its callbacks are (`framewatch/providers/<cloud>/simulator.py`)."""
 
     options: Options
     events: dict[str, Event] = field(default_factory=dict)
@@ -94,81 +85,37 @@ class Provider:
         return web.Response(body=body, content_type="image/jpeg")
 
     # -- events ---------------------------------------------------------------------------------------------------
-    def _common(self) -> dict[str, Any]:
-        return {
-            "app": self.options.domain,
-            "appid": 1250000000,
-            "appname": "live",
-            "stream_param": f"txSecret=sim&txTime={int(time.time()) + 86400:X}",
-        }
+    timeout: ClassVar[float] = 20.0  # seconds the cloud waits for an answer
 
-    async def screenshot(self, stream: str) -> Event:
+    # -- what a cloud's simulator says (its package's simulator.py) ----------------------------------------------
+    def stream_event(self, stream: str, begin: bool) -> Event:
+        raise NotImplementedError
+
+    async def periodic(self, stream: str) -> Event:
+        """What a live stream sends every interval."""
+        raise NotImplementedError
+
+    def moderation(self, stream: str, frame: Event) -> Event | None:
+        """The cloud's own moderation flagging a frame, when its callbacks carry such verdicts."""
+        return None
+
+    def retry_policy(self, event: Event) -> tuple[int, float]:
+        """How many times the cloud retries this event, and how long apart (before --retry-scale)."""
+        raise NotImplementedError
+
+    def request(self, event: Event) -> Request:
+        """One attempt at an event, signed anew as the cloud does on every retry."""
+        raise NotImplementedError
+
+    def frame(self, stream: str) -> tuple[int, float, str, bytes]:
+        """A new screenshot of the stream, held by the image server: (sequence, captured at, path, JPEG)."""
         sequence = next(self._sequence)
         now = time.time()
         path = f"/frames/{stream}/{sequence}-{int(now * 1000)}.jpg"
         # Inline, not in a thread: half a millisecond, cheaper than the thread handoff on a busy machine.
         image = frames.render(stream, sequence, int(now * 1000) / 1000, self.options.width, self.options.height)
         self.images[path] = image
-        body = {
-            **self._common(),
-            "event_type": 200,
-            "stream_id": stream,
-            "channel_id": stream,
-            "create_time": int(now),
-            "file_size": len(image),
-            "width": self.options.width,
-            "height": self.options.height,
-            "pic_url": path,
-            "pic_full_url": self.options.image_base_url + path,
-        }
-        return self._event(f"200:{path}", body, screenshot=True)
-
-    def stream_event(self, stream: str, begin: bool) -> Event:
-        sequence = str(next(self._sequence))
-        body = {
-            **self._common(),
-            "event_type": 1 if begin else 0,
-            "stream_id": stream,
-            "channel_id": stream,
-            "sequence": sequence,
-            "event_time": int(time.time()),
-            "errcode": 0,
-            "errmsg": "ok",
-            "node": "100.121.160.92",
-            "user_ip": "119.29.94.245",
-            "set_id": 2,
-            "width": self.options.width,
-            "height": self.options.height,
-        }
-        if not begin:
-            body["push_duration"] = "0"
-        return self._event(f"{body['event_type']}:{sequence}", body, screenshot=False)
-
-    timeout = CALLBACK_TIMEOUT
-
-    async def periodic(self, stream: str) -> Event:
-        """What a live stream sends every interval."""
-        return await self.screenshot(stream)
-
-    def moderation(self, stream: str, frame: Event) -> Event | None:
-        """The provider's own moderation model flagging a frame (event_type 317)."""
-        now = int(time.time())
-        body = {
-            **self._common(),
-            "event_type": 317,
-            "streamId": stream,
-            "channelId": stream,
-            "img": frame.body["pic_full_url"],
-            "type": [1],
-            "socre": [91],
-            "suggestion": "Block",
-            "label": "Porn",
-            "subLabel": "PornHigh",
-            "level": 0,
-            "screenshotTime": frame.body["create_time"],
-            "sendTime": now,
-        }
-        return self._event(f"317:{body['img']}:{now}", body, screenshot=False)
+        return sequence, now, path, image
 
     def _event(self, key: str, body: dict[str, Any], screenshot: bool) -> Event:
         event = Event(key, body, screenshot)
@@ -189,20 +136,6 @@ class Provider:
         """Wait for every callback to be accepted or given up (retries included)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def retry_policy(self, event: Event) -> tuple[int, float]:
-        """How many times the cloud retries this event, and how long apart (before --retry-scale)."""
-        return (
-            (SCREENSHOT_RETRIES, SCREENSHOT_RETRY_INTERVAL)
-            if event.screenshot
-            else (OTHER_RETRIES, OTHER_RETRY_INTERVAL)
-        )
-
-    def request(self, event: Event) -> Request:
-        """One attempt at an event, signed anew as the cloud does on every retry."""
-        body = css.signed(event.body, self.options.key, int(time.time()))
-        headers = {"Content-Type": "application/json"}
-        return Request("POST", "/callbacks/tencent", body=orjson.dumps(body), headers=headers)
 
     async def _deliver(self, event: Event) -> None:
         retries, interval = self.retry_policy(event)
@@ -250,66 +183,3 @@ class Provider:
     async def close(self) -> None:
         if self._session:
             await self._session.close()
-
-
-@dataclass
-class AlibabaProvider(Provider):
-    """ApsaraVideo Live: publish and publish_done as GET with query parameters, recordings as POST JSON, each
-    signed in ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE. Its snapshot callback's fields are not documented where
-    framewatch could read them, so a stream's periodic event here is a recording file, not a screenshot."""
-
-    timeout = ALIBABA_TIMEOUT
-
-    def stream_event(self, stream: str, begin: bool) -> Event:
-        now = next(self._sequence)  # unique per event: the cloud's `time` is the natural key
-        params = {
-            "action": "publish" if begin else "publish_done",
-            "ip": "192.0.2.10",
-            "id": stream,
-            "app": self.options.domain,
-            "appname": "live",
-            "time": str(now // 1_000_000),
-            "usrargs": f"seq={now}",
-            "node": "sim-node",
-        }
-        return self._event(f"{params['action']}:{params['usrargs']}", params, screenshot=False)
-
-    async def periodic(self, stream: str) -> Event:
-        sequence = next(self._sequence)
-        started = int(time.time())
-        body = {
-            "domain": self.options.domain,
-            "app": "live",
-            "stream": stream,
-            "uri": f"live/{stream}/{sequence}.flv",
-            "duration": 10.0,
-            "start_time": started - 10,
-            "stop_time": started,
-            "push_args": {},
-        }
-        return self._event(f"record:{body['uri']}", body, screenshot=False)
-
-    def moderation(self, stream: str, frame: Event) -> Event | None:
-        return None  # the cloud's own moderation reports go to its own console, not to these callbacks
-
-    def retry_policy(self, event: Event) -> tuple[int, float]:
-        return ALIBABA_RETRIES, ALIBABA_RETRY_INTERVAL
-
-    def request(self, event: Event) -> Request:
-        timestamp = str(int(time.time()))
-        if "action" in event.body:  # publish callbacks: signed with the ingest domain, sent as GET
-            signature = alibaba.sign(self.options.domain, timestamp, self.options.key)
-            headers = {"ALI-LIVE-TIMESTAMP": timestamp, "ALI-LIVE-SIGNATURE": signature}
-            return Request("GET", "/callbacks/alibaba", params=event.body, headers=headers)
-        # Everything else: POST JSON, signed with the host of the callback URL.
-        host = URL(self.options.ingress).host or ""
-        signature = alibaba.sign(host, timestamp, self.options.key)
-        headers = {
-            "Content-Type": "application/json",
-            "ALI-LIVE-TIMESTAMP": timestamp,
-            "ALI-LIVE-SIGNATURE": signature,
-        }
-        return Request("POST", "/callbacks/alibaba", body=orjson.dumps(event.body), headers=headers)
-
-
-PROVIDERS: dict[str, type[Provider]] = {"tencent": Provider, "alibaba": AlibabaProvider}

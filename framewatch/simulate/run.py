@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
+from framewatch.providers import registry
 from framewatch.simulate.platform import Platform
-from framewatch.simulate.provider import PROVIDERS, Event, Options
+from framewatch.simulate.provider import Event, Options
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Simulation:
     def __init__(self, options: Options, plan: Plan) -> None:
         self.options = options
         self.plan = plan
-        self.provider = PROVIDERS[options.provider](options)
+        self.provider = registry.simulator(options.provider)(options)
         self.platform = (
             Platform(options.key, options.webhook_secret, plan.sink_outage) if plan.sink_port is not None else None
         )
