@@ -11,10 +11,11 @@ Also prints the CPU each process spent per screenshot (what bench/capacity.py si
 streams stage on, the covers' update latency (a frame's verdict -> the stream store names it the cover; the
 listener's cover lookup adds at most 0.2 s).
 
-Faults: rabbitmq-restart stops the broker's app a third of the way in and starts it 10 s later (needs
-rabbitmqctl); kill-STAGE sends SIGKILL to that stage's process and starts a new one 2 s later; platform-down makes
-the platform's URLs answer 503 for two minutes. There is no shared reference for the whole pipeline: the targets
-are absolute (at least 250 screenshots/s with moderation none, nothing lost under any fault).
+Faults: rabbitmq-restart runs the fleet on a RabbitMQ node of its own (never the machine's broker), stops its app
+a third of the way in and starts it 10 s later; kill-STAGE sends SIGKILL to that stage's process and starts a new
+one 2 s later; platform-down makes the platform's URLs answer 503 for two minutes. No reference implementation
+exists for the whole pipeline here: the targets are absolute (at least 250 screenshots/s with moderation none,
+nothing lost under any fault).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from _harness import ROOT, cpu_seconds, histogram_quantile, peak_rss_mb, wait_po
 from _pipeline import reset
 
 from framewatch.broker.topology import Topology
+
+sys.path.insert(0, str(ROOT))
+from tests.rabbit import RabbitNode
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 KEY = "benchKey123"
@@ -115,13 +119,14 @@ class Fleet:
                 proc.kill()
 
 
-def inject(fault: str, fleet: Fleet, at: float) -> None:
+def inject(fault: str, fleet: Fleet, at: float, node: RabbitNode | None) -> None:
     time.sleep(at)
     print(f"fault: {fault} at t={at:.0f}s", file=sys.stderr)
     if fault == "rabbitmq-restart":
-        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+        assert node is not None
+        node.ctl("stop_app")
         time.sleep(10)
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+        node.ctl("start_app")
     elif fault.startswith("kill-"):
         stage = fault.removeprefix("kill-")
         fleet.kill(stage)
@@ -170,9 +175,14 @@ def main() -> int:
 
     namespace = f"fwbench-e2e-{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix="fw-e2e-"))
+    # A broker restart is done to a node of the run's own, never to the machine's broker.
+    node = RabbitNode("fwe2e", args.port + 30) if args.fault == "rabbitmq-restart" else None
+    amqp = node.url if node else AMQP
+    if node:
+        node.start()
     sink_port = args.port + 10
     env = {
-        "FRAMEWATCH_AMQP_URL": AMQP,
+        "FRAMEWATCH_AMQP_URL": amqp,
         "FRAMEWATCH_NAMESPACE": namespace,
         "FRAMEWATCH_DATABASE_URL": f"sqlite:///{work}/config.db",
         "FRAMEWATCH_BLOB_URL": str(work / "blobs"),
@@ -206,18 +216,21 @@ def main() -> int:
             fleet.start(f"moderate#{n}")
         if args.moderation == "http":
             threading.Thread(target=serve_moderation_api, args=(args.port + 11,), daemon=True).start()
-        broker = broker_pid()
+        broker = node.beam() if node else broker_pid()
         broker_cpu = cpu_seconds(broker) if broker else 0.0
         sim = subprocess.Popen(simulate, env={**os.environ, **env}, stdout=subprocess.PIPE)
         if args.fault not in ("none", "platform-down"):
-            threading.Thread(target=inject, args=(args.fault, fleet, args.duration / 3), daemon=True).start()
+            threading.Thread(target=inject, args=(args.fault, fleet, args.duration / 3, node), daemon=True).start()
         out, _ = sim.communicate()
         report = orjson.loads(out.splitlines()[-1])
         broker_cpu = cpu_seconds(broker) - broker_cpu if broker else 0.0
         covers = fleet.metrics("streams") if "streams" in stages else ""
     finally:
         fleet.stop()
-        asyncio.run(reset(AMQP, Topology(namespace)))
+        asyncio.run(reset(amqp, Topology(namespace)))
+        if node:
+            node.stop()
+            shutil.rmtree(node.base.parent, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
     offered = args.streams / args.interval

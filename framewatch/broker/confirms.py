@@ -5,6 +5,10 @@ drain future, codec objects and one socket write per message), which is most of 
 This spends ~18 µs: the frames of every publish made in one loop iteration leave in one write, acks are read in
 place, and one timer per connection expires the publishes the broker leaves unanswered. pamqp, aio-pika's own codec,
 encodes the handshake, the properties and every rare frame. Declaring and consuming stay on aio-pika.
+
+The figure that keeps it: `.venv/bin/python bench/publish.py` (the same body, queue and 512 in flight through both
+paths, CPU of the publishing process) measured 0.16x aio-pika's CPU per confirmed publish (31 vs 194 µs on a slow
+day). Only the ingress and the stages' outputs publish through it, behind the `Publisher` interface.
 """
 
 from __future__ import annotations
