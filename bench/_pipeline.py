@@ -10,8 +10,9 @@ from collections.abc import Iterable
 import aio_pika
 
 from framewatch.broker.publisher import Publisher
-from framewatch.broker.topology import STAGES, Topology
+from framewatch.broker.topology import Topology
 from schemas.messages import CallbackReceived
+from workers import stages
 
 
 def _local_queues(namespace: str) -> list[str]:
@@ -26,7 +27,7 @@ def _local_queues(namespace: str) -> list[str]:
 
 async def reset(amqp: str, topology: Topology) -> None:
     """Delete the namespace's queues (all of them: idle quorum queues left behind load the broker) and exchanges."""
-    names = {topology.queue(stage) for stage in STAGES} | {topology.dead_queue(stage) for stage in STAGES}
+    names = {topology.queue(stage) for stage in stages.NAMES} | {topology.dead_queue(stage) for stage in stages.NAMES}
     names |= set(_local_queues(topology.namespace))
     connection = await aio_pika.connect(amqp)
     async with connection, connection.channel() as channel:

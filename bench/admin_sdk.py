@@ -53,7 +53,7 @@ def verification_cost(iterations: int = 20_000) -> float:
     """Microseconds of CPU to check one TC3 signature (canonical request, key chain, HMACs), in process."""
     from aiohttp.test_utils import make_mocked_request
 
-    from framewatch.admin.tencent import signature
+    from framewatch.providers.tencent.cloud_api import signature
 
     body = b"{}"
     headers = {"Content-Type": "application/json", "Host": "127.0.0.1:8090"}

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _harness import ROOT, wait_port
 from _pipeline import depth, publish, reset
 
-from framewatch.broker.topology import Topology
 from schemas.messages import CallbackReceived
+from workers import stages
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench-deliver"
@@ -54,7 +54,7 @@ def stream_begins(count: int) -> Iterator[CallbackReceived]:
 
 def run(events: int, slow: int, slow_delay: float, env: dict[str, str]) -> float:
     """Fast receivers' deliveries per second: time until every fast event is delivered (the queue only holds slow)."""
-    topology = Topology(NAMESPACE)
+    topology = stages.topology(NAMESPACE)
     asyncio.run(reset(AMQP, topology))
     slow_ports = ",".join(map(str, PORTS[len(PORTS) - slow :])) if slow else ""
     sinks = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sinks.py"), slow_ports, str(slow_delay),

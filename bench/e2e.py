@@ -41,8 +41,6 @@ import urllib.request
 from _harness import ROOT, cpu_seconds, histogram_quantile, peak_rss_mb, wait_port
 from _pipeline import reset
 
-from framewatch.broker.topology import Topology
-
 sys.path.insert(0, str(ROOT))
 from tests.rabbit import RabbitNode
 
@@ -227,7 +225,7 @@ def main() -> int:
         covers = fleet.metrics("streams") if "streams" in stages else ""
     finally:
         fleet.stop()
-        asyncio.run(reset(amqp, Topology(namespace)))
+        asyncio.run(reset(amqp, stages.topology(namespace)))
         if node:
             node.stop()
             shutil.rmtree(node.base.parent, ignore_errors=True)

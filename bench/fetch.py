@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _harness import REFERENCES, ROOT, peak_rss_mb, wait_port
 from _pipeline import depth, publish, reset
 
-from framewatch.broker.topology import Topology
 from schemas.messages import CallbackReceived
+from workers import stages
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench-fetch"
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=32, help="FRAMEWATCH_FETCH_CONCURRENCY per process")
     args = parser.parse_args()
-    topology = Topology(NAMESPACE)
+    topology = stages.topology(NAMESPACE)
     work = Path(tempfile.mkdtemp(prefix="fwbench-fetch-"))
     asyncio.run(reset(AMQP, topology))
     images = subprocess.Popen([sys.executable, str(ROOT / "bench" / "imageserver.py"), str(IMAGE_PORT)])

@@ -23,7 +23,7 @@ import orjson
 from _pipeline import reset
 
 from framewatch.broker.publisher import Publisher
-from framewatch.broker.topology import Topology
+from workers import stages
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 BODY = orjson.dumps({"app": "test.app", "appname": "live", "stream_id": "s", "create_time": 1622599925,
@@ -56,7 +56,7 @@ async def main() -> None:
     connection = await aio_pika.connect(AMQP)
     channel = await connection.channel(publisher_confirms=True)
     target = await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
-    publisher = Publisher(AMQP, Topology(queue), timeout=10)
+    publisher = Publisher(AMQP, stages.topology(queue), timeout=10)
     publisher.start()
     await publisher.wait_declared()
 
@@ -83,7 +83,7 @@ async def main() -> None:
         await publisher.close()
         await channel.queue_delete(queue)
         await connection.close()
-        await reset(AMQP, Topology(queue))  # the namespace's exchanges and queues the publisher declared
+        await reset(AMQP, stages.topology(queue))  # the namespace's exchanges and queues the publisher declared
     ratio = best["framewatch"][0] / best["aio-pika"][0]
     print(f"best of {args.rounds}: aio-pika {best['aio-pika'][0]:.1f} µs, framewatch {best['framewatch'][0]:.1f} µs "
           f"of CPU per confirmed publish: ratio {ratio:.2f}x")  # fmt: skip

@@ -24,7 +24,6 @@ from _harness import ROOT, cpu_seconds, wait_port
 from _pipeline import depth, reset
 
 from framewatch.broker.publisher import Publisher
-from framewatch.broker.topology import Topology
 from framewatch.config.store import ConfigStore
 from schemas.messages import (
     CallbackReceived,
@@ -35,6 +34,7 @@ from schemas.messages import (
     Stream,
     routing_key,
 )
+from workers import stages
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 STREAMS = 250
@@ -65,7 +65,7 @@ async def main() -> None:
     parser.add_argument("--frames", type=int, default=5000)
     parser.add_argument("--database", help="the stream store's URL (default: a fresh SQLite file)")
     args = parser.parse_args()
-    topology = Topology(f"fwbench-streams-{uuid.uuid4().hex[:6]}")
+    topology = stages.topology(f"fwbench-streams-{uuid.uuid4().hex[:6]}")
     work = Path(tempfile.mkdtemp(prefix="fw-streams-"))
     database = args.database or f"sqlite:///{work}/config.db"
     store = ConfigStore(

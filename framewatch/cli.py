@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from framewatch import __version__
-from framewatch.broker.topology import STAGES
 from framewatch.providers.registry import PROVIDERS
 from framewatch.runtime import logs
-from framewatch.runtime.settings import Settings, get_settings
+from framewatch.settings import Settings, get_settings
+from workers.stages import NAMES as STAGE_NAMES
 
 if TYPE_CHECKING:
     from framewatch.config.store import ConfigStore
@@ -39,28 +39,28 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.runtime.serve import serve
     from framewatch.wiring import worker_listeners
 
-    names = list(STAGES) if "all" in args.stages else list(dict.fromkeys(args.stages))
+    names = list(STAGE_NAMES) if "all" in args.stages else list(dict.fromkeys(args.stages))
     serve(worker_listeners(settings, names, args.port), "worker:" + ",".join(names), settings.shutdown_timeout)
     return 0
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.broker.dlq import DeadLetters
-    from framewatch.broker.topology import Topology
+    from workers import stages
 
-    dead = DeadLetters(settings.amqp_url.get_secret_value(), Topology(settings.namespace), args.stage)
+    dead = DeadLetters(settings.broker.amqp_url.get_secret_value(), stages.topology(settings.broker.namespace))
 
     async def run() -> None:
         if args.dlq_command == "list":
-            letters = await dead.list()
+            letters = (await dead.list([args.stage]))[args.stage]
             for letter in letters:
                 print(letter.line())
             print(f"{len(letters)} dead letter(s) in {args.stage}", file=sys.stderr)
         elif args.dlq_command == "replay":
-            count = await dead.replay(set(args.ids) if args.ids else None)
+            count = await dead.replay(args.stage, set(args.ids) if args.ids else None)
             print(f"replayed {count} dead letter(s) into {args.stage}")
         else:
-            print(f"purged {await dead.purge()} dead letter(s) from {args.stage}")
+            print(f"purged {await dead.purge(args.stage)} dead letter(s) from {args.stage}")
 
     asyncio.run(run())
     return 0
@@ -97,7 +97,7 @@ async def key_command(store: ConfigStore, args: argparse.Namespace) -> None:
             state = f"revoked {_when(info.revoked_at)}" if info.revoked_at else "active"
             print(f"{info.key_id}\tcreated {_when(info.created_at)}\t{last_used}\t{state}")
         return
-    feed = ChangeFeed(settings.amqp_url.get_secret_value(), Topology(settings.namespace))
+    feed = ChangeFeed(settings.broker.amqp_url.get_secret_value(), Topology(settings.broker.namespace))
     await feed.announce(await store.revision())  # every replica hears of it at once
 
 
@@ -202,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--admin-port", type=int, help="admin listener's port (default FRAMEWATCH_ADMIN_PORT)")
     run.set_defaults(func=cmd_run)
 
-    worker = commands.add_parser("worker", help=f"run worker stages: {', '.join(STAGES)} (or all)")
-    worker.add_argument("stages", nargs="+", choices=[*STAGES, "all"], metavar="STAGE")
+    worker = commands.add_parser("worker", help=f"run worker stages: {', '.join(STAGE_NAMES)} (or all)")
+    worker.add_argument("stages", nargs="+", choices=[*STAGE_NAMES, "all"], metavar="STAGE")
     worker.add_argument("--port", type=int, help="health and metrics port (default FRAMEWATCH_WORKER_PORT)")
     worker.set_defaults(func=cmd_worker)
 
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("purge", "delete every dead letter of the stage"),
     ):
         sub = dlq_commands.add_parser(name, help=text)
-        sub.add_argument("stage", choices=list(STAGES), metavar="STAGE")
+        sub.add_argument("stage", choices=list(STAGE_NAMES), metavar="STAGE")
         if name == "replay":
             sub.add_argument("ids", nargs="*", help="only these event ids (default: all)")
         sub.set_defaults(func=cmd_dlq)

@@ -1,5 +1,5 @@
-"""Process wiring: what each command runs, built from settings. The one kernel module that imports the services
-(`ingest/`, `workers/`); everything below it takes explicit parameters."""
+"""Process wiring: what each command runs, built from settings over one set of shared resources. The one kernel
+module that imports the services (`ingest/`, `workers/`); everything below it takes explicit parameters."""
 
 from __future__ import annotations
 
@@ -11,60 +11,71 @@ from aiohttp import web
 from framewatch.admin import api as admin_api
 from framewatch.admin import keys, throttle
 from framewatch.admin.cloud import CloudApi
-from framewatch.blobs import factory as blob_factory
 from framewatch.blobs.factory import local_root
-from framewatch.broker.publisher import Publisher
-from framewatch.broker.topology import Topology
-from framewatch.config.live import live_config
 from framewatch.console import app as console_app
-from framewatch.dedupe import factory as dedupe_factory
 from framewatch.providers import registry
+from framewatch.resources import Resources
 from framewatch.runtime import health
 from framewatch.runtime.serve import Listener, server_tls
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from framewatch.streams.covers import Covers
-from framewatch.streams.store import StreamStore
 from ingest.app import add_callback_routes
 from ingest.covers import add_cover_routes
+from workers import stages
 from workers.service import Workers, build_stage
 
 
-def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
-    """The callback listener's application (public) and the admin listener's (internal), sharing one config store,
-    dedupe window and publisher. The callback application owns them: it starts them and closes them last."""
+def resources_for(settings: Settings) -> Resources:
+    """The shared parts of a process, over the deployment's topology (each stage's queue bound to what it
+    consumes)."""
+    return Resources(settings, stages.topology(settings.broker.namespace))
+
+
+def close_with(app: web.Application, resources: Resources) -> None:
+    """Close the process's resources when this application stops, after everything appended later (aiohttp
+    runs cleanups in reverse)."""
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        yield
+        await resources.close()
+
+    app.cleanup_ctx.insert(0, lifecycle)
+
+
+def ingest_apps(settings: Settings, resources: Resources) -> tuple[web.Application, web.Application]:
+    """The callback listener's application (public) and the admin listener's (internal), over the process's
+    resources. The callback application starts them."""
     # aiohttp refuses larger bodies itself; the handlers turn that into the contract's 413 JSON.
-    callbacks = web.Application(client_max_size=settings.body_max_bytes)
-    admin = web.Application(client_max_size=settings.body_max_bytes)
-    config = live_config(settings)
-    store = config.store
-    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    streams = StreamStore(store.engine, silence=settings.stream_silence)
+    ingress = settings.ingress
+    callbacks = web.Application(client_max_size=ingress.body_max_bytes)
+    admin = web.Application(client_max_size=ingress.body_max_bytes)
+    config, store, publisher, blobs = (
+        resources.live_config,
+        resources.config_store,
+        resources.publisher,
+        resources.blobs,
+    )
     api = admin_api.AdminApi(
         config,
-        throttle.create(redis_url, settings.namespace),
-        allow_private_urls=settings.deliver_allow_private,
-        key_overlap=settings.key_rotation_overlap,
-        streams=streams,
-        body_read_timeout=settings.body_read_timeout,
+        throttle.create(resources.redis, settings.broker.namespace),
+        allow_private_urls=settings.delivery.allow_private,
+        key_overlap=ingress.key_rotation_overlap,
+        streams=resources.streams,
+        body_read_timeout=ingress.body_read_timeout,
         vault=keys.vault_for(settings),
         public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
     )
-    cloud = CloudApi(api, redis_url, settings.namespace)
-    dedupe = dedupe_factory.create(settings)
-    publisher = Publisher(settings.amqp_url.get_secret_value(), Topology(settings.namespace), settings.publish_timeout)
-    blobs = blob_factory.create(settings)
-    covers = Covers(streams, blobs)
+    cloud = CloudApi(api, resources.redis, settings.broker.namespace)
+    covers = Covers(resources.streams, blobs)
     console = console_app.Console(
+        settings.console,
         config,
-        streams,
+        resources.streams,
         covers,
         blobs,
         publisher,
-        amqp_urls=settings.amqp_url.get_secret_value(),
-        topology=Topology(settings.namespace),
-        session_ttl=settings.console_session_ttl,
-        secure_cookie=settings.console_secure_cookie,
-        public_origin=settings.console_public_origin,
+        amqp_urls=settings.broker.amqp_url.get_secret_value(),
+        topology=resources.topology,
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -76,27 +87,21 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
         gc.collect()
         gc.freeze()
         yield
-        # Runs after aiohttp stopped accepting and waited for in-flight callbacks: their publishes are done.
-        await publisher.close()
-        await dedupe.close()
-        await api.close()
-        await cloud.close()
-        await config.close()
-        await blobs.close()
-        await store.close()
+        # aiohttp stopped accepting and waited for in-flight callbacks: their publishes are done. The resources
+        # close after every other user stopped.
 
     callbacks.cleanup_ctx.append(lifecycle)
     add_callback_routes(
         callbacks,
         registry.create_all(settings),
         config,
-        dedupe,
+        resources.dedupe,
         publisher,
-        body_max_bytes=settings.body_max_bytes,
-        body_read_timeout=settings.body_read_timeout,
-        clock_skew=settings.clock_skew,
+        body_max_bytes=ingress.body_max_bytes,
+        body_read_timeout=ingress.body_read_timeout,
+        clock_skew=ingress.clock_skew,
     )
-    add_cover_routes(callbacks, covers, settings.cover_max_age)
+    add_cover_routes(callbacks, covers, settings.streams.cover_max_age)
     health.add_routes(callbacks, {"broker": lambda: publisher.ready}, with_metrics=False)
     blob_root = local_root(settings)
     if blob_root is not None:  # frames and thumbnails in a local directory: the platform fetches them here
@@ -111,8 +116,14 @@ def ingest_apps(settings: Settings) -> tuple[web.Application, web.Application]:
     return callbacks, admin
 
 
-def ingest_listeners(settings: Settings, port: int | None = None, admin_port: int | None = None) -> list[Listener]:
-    callbacks, admin = ingest_apps(settings)
+def ingest_listeners(
+    settings: Settings, port: int | None = None, admin_port: int | None = None, resources: Resources | None = None
+) -> list[Listener]:
+    owned = resources is None
+    resources = resources or resources_for(settings)
+    callbacks, admin = ingest_apps(settings, resources)
+    if owned:
+        close_with(callbacks, resources)
     return [
         Listener(callbacks, settings.host, settings.port if port is None else port),
         Listener(
@@ -124,9 +135,9 @@ def ingest_listeners(settings: Settings, port: int | None = None, admin_port: in
     ]
 
 
-def add_workers(app: web.Application, settings: Settings, names: list[str]) -> Workers:
+def add_workers(app: web.Application, resources: Resources, names: list[str]) -> Workers:
     """Worker stages that start and drain with this application."""
-    workers = Workers(settings, [build_stage(name, settings) for name in names])
+    workers = Workers(resources, [build_stage(name, resources) for name in names])
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         workers.start()
@@ -138,12 +149,12 @@ def add_workers(app: web.Application, settings: Settings, names: list[str]) -> W
 
 
 def run_listeners(settings: Settings, port: int | None = None, admin_port: int | None = None) -> list[Listener]:
-    """`framewatch run`: both listeners and every stage in one process."""
-    from framewatch.broker.topology import STAGES
-
-    listeners = ingest_listeners(settings, port, admin_port)
+    """`framewatch run`: both listeners and every stage in one process, over one set of resources."""
+    resources = resources_for(settings)
+    listeners = ingest_listeners(settings, port, admin_port, resources)
     callbacks = listeners[0].app
-    workers = add_workers(callbacks, settings, list(STAGES))
+    close_with(callbacks, resources)
+    workers = add_workers(callbacks, resources, list(stages.NAMES))
     callbacks[health.READINESS]["workers"] = lambda: workers.ready
     return listeners
 
@@ -151,6 +162,8 @@ def run_listeners(settings: Settings, port: int | None = None, admin_port: int |
 def worker_listeners(settings: Settings, names: list[str], port: int | None = None) -> list[Listener]:
     """`framewatch worker STAGE...`: the stages, with health and metrics on the worker port."""
     app = web.Application()
-    workers = add_workers(app, settings, names)
+    resources = resources_for(settings)
+    close_with(app, resources)
+    workers = add_workers(app, resources, names)
     health.add_routes(app, {"broker": lambda: workers.ready})
     return [Listener(app, settings.host, settings.worker_port if port is None else port)]

@@ -17,10 +17,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from framewatch.broker.topology import STAGES, Topology
 from framewatch.config import apply as config_apply
-from framewatch.runtime.settings import Settings
-from framewatch.wiring import ingest_apps
+from framewatch.settings import Settings
+from framewatch.wiring import ingest_listeners, resources_for
 from tests import outside
 from tests.helpers import (
     AMQP_URL,
@@ -36,7 +35,8 @@ from tests.imageserver import ImageServer
 from tests.moderation_api import RedFlagApi
 from tests.rabbit import RabbitNode, Sentinel
 from tests.sink import Sink
-from workers.runtime import RETRY_AFTER_RUNGS
+from workers import stages
+from workers.processing import RETRY_AFTER_RUNGS
 from workers.service import Workers, build_stage
 
 outside.install()
@@ -67,15 +67,15 @@ DOMAINS = ("test.app", "test.domain.com", "5000.myqcloud.com")
 # Every delay queue a test may declare (its ladders, intervals and deferrals, the defaults', Retry-After's rungs),
 # deleted after each test.
 RETRY_QUEUE_DELAYS = (0.2, 0.4, 0.5, 1.0, 2.0)
-_DEFAULTS = Settings.model_fields
+_DEFAULTS = Settings(_env_file=None)
 ALL_DELAYS = {
     *RETRY_QUEUE_DELAYS,
     *RETRY_AFTER_RUNGS,
-    *_DEFAULTS["fetch_retry_delays"].default,
-    *_DEFAULTS["moderation_retry_delays"].default,
-    *_DEFAULTS["streams_retry_delays"].default,
-    _DEFAULTS["deliver_interval"].default,
-    _DEFAULTS["deliver_screenshot_interval"].default,
+    *_DEFAULTS.fetch.retry_delays,
+    *_DEFAULTS.moderation.retry_delays,
+    *_DEFAULTS.streams.retry_delays,
+    _DEFAULTS.delivery.interval,
+    _DEFAULTS.delivery.screenshot_interval,
 }
 
 
@@ -155,9 +155,9 @@ async def amqp(namespace: str, amqp_url: str) -> AsyncIterator[None]:
     """Removes the test's exchanges and every queue of its namespace afterwards (idle quorum queues left behind
     load the broker until it stalls); on a fresh connection, since a test may restart the broker."""
     yield
-    topology = Topology(namespace)
-    names = {topology.queue(stage) for stage in STAGES} | {topology.dead_queue(stage) for stage in STAGES}
-    names |= {topology.retry_queue(stage, delay) for stage in STAGES for delay in ALL_DELAYS}
+    topology = stages.topology(namespace)
+    names = {topology.queue(stage) for stage in stages.NAMES} | {topology.dead_queue(stage) for stage in stages.NAMES}
+    names |= {topology.retry_queue(stage, delay) for stage in stages.NAMES for delay in ALL_DELAYS}
     connection = await aio_pika.connect(amqp_url)
     async with connection, connection.channel() as channel:
         for name in sorted(names):
@@ -202,7 +202,8 @@ async def apply_config(settings: Settings, toml: str, **kwargs: object) -> str:
     path = Path(settings.database_url.get_secret_value().split("///", 1)[1]).with_name("config.toml")
     path.write_text(toml)
     if "key_overlap" in kwargs:
-        settings = settings.model_copy(update={"key_rotation_overlap": kwargs["key_overlap"]})
+        ingress = settings.ingress.model_copy(update={"key_rotation_overlap": kwargs["key_overlap"]})
+        settings = settings.model_copy(update={"ingress": ingress})
     return str(await config_apply.apply_file(settings, path, allow_private_urls=True))
 
 
@@ -232,7 +233,7 @@ class RunningIngress:
 async def serve_ingress(settings: Settings) -> AsyncIterator[RunningIngress]:
     """The ingress's two listeners served on loopback ports of their own, ready (broker connected); the admin
     listener cleaned up first, as `framewatch ingest` does."""
-    callbacks, admin = ingest_apps(settings)
+    callbacks, admin = (listener.app for listener in ingest_listeners(settings))
     runners = []
     urls = []
     try:
@@ -337,13 +338,15 @@ def worker_settings(worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch)
 @asynccontextmanager
 async def serve_workers(settings: Settings, stages: list[str]) -> AsyncIterator[Workers]:
     """Worker stages running in this process, consuming (as `framewatch worker` runs them)."""
-    workers = Workers(settings, [build_stage(name, settings) for name in stages])
+    resources = resources_for(settings)
+    workers = Workers(resources, [build_stage(name, resources) for name in stages])
     workers.start()
     try:
         await wait_until(lambda: workers.ready, timeout=15)
         yield workers
     finally:
         await workers.stop()
+        await resources.close()
 
 
 @pytest.fixture

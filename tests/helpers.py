@@ -216,12 +216,12 @@ class WorkerProcess(IngressProcess):
 async def queue_callbacks(namespace: str, events: list[dict[str, Any]], domain: str = "test.app") -> list[str]:
     """Publish Tencent events as the ingress would have accepted them; returns their event ids."""
     from framewatch.broker.publisher import Publisher
-    from framewatch.broker.topology import Topology
     from framewatch.providers.base import RawRequest
     from framewatch.providers.tencent.provider import TencentProvider
+    from workers import stages
 
     provider = TencentProvider()
-    publisher = Publisher(AMQP_URL, Topology(namespace), timeout=5)
+    publisher = Publisher(AMQP_URL, stages.topology(namespace), timeout=5)
     publisher.start()
     await publisher.wait_declared()
     ids = []

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from framewatch.admin import accounts
 from framewatch.config import tables as t
 from framewatch.config.store import ConfigStore
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from tests.conftest import RunningIngress, serve_ingress, settings_from
 from tests.helpers import REDIS_URL, IngressProcess, partial_post, post, run_cli, screenshot, signed
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from framewatch.config.store import ConfigStore
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from framewatch.streams.store import FrameRecord, StreamStore
 from tests.conftest import serve_ingress, settings_from
 from tests.helpers import IngressProcess, run_cli

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 import pytest
 
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from tests.conftest import DOMAINS, RunningIngress, apply_config, serve_ingress, serve_workers, settings_from
 from tests.helpers import KEY, SAMPLES, WEBHOOK_SECRET, Broker, wait_until
 from tests.sink import Sink

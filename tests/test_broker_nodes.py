@@ -14,10 +14,11 @@ import orjson
 import pytest
 import structlog.testing
 
-from framewatch.broker.topology import INITIAL_GROUP_SIZE, Topology
+from framewatch.broker.topology import INITIAL_GROUP_SIZE
 from tests.conftest import apply_config, serve_workers, settings_from
 from tests.helpers import AMQP_URL, Broker, free_port, queue_callbacks, sample, wait_until
 from tests.sink import Sink
+from workers import stages
 
 
 class Relay:
@@ -124,7 +125,7 @@ def _config(sink: Sink) -> str:
 async def test_stage_queues_are_made_with_three_replicas_and_older_queues_keep_working(broker: Broker) -> None:
     """A fresh queue gets x-quorum-initial-group-size 3; a queue an earlier version made without it (the broker
     refuses a redeclaration that changes it) is declared as it was, by the topology."""
-    topology = Topology(broker.namespace)
+    topology = stages.topology(broker.namespace)
     connection = await aio_pika.connect_robust(AMQP_URL)
     async with connection:
         channel = await connection.channel()

@@ -18,16 +18,16 @@ import structlog.testing
 
 from framewatch.broker import confirms
 from framewatch.broker.publisher import Publisher, PublishError
-from framewatch.broker.topology import Topology
 from tests.helpers import AMQP_URL, Broker, free_port, wait_until
 from tests.rabbit import RabbitNode
+from workers import stages
 
 HEADERS = {"provider": "tencent", "event_type": 200, "domain": "test.app", "schema_version": 1}
 
 
 @pytest.fixture
 async def publisher(amqp: None, namespace: str, amqp_url: str) -> AsyncIterator[Publisher]:
-    publisher = Publisher(amqp_url, Topology(namespace), timeout=1.0)
+    publisher = Publisher(amqp_url, stages.topology(namespace), timeout=1.0)
     publisher.start()
     await asyncio.wait_for(publisher.wait_declared(), 15)
     yield publisher
@@ -185,7 +185,7 @@ async def test_a_refused_connection_says_why(url: str, reason: str) -> None:
 
 
 async def test_a_publisher_without_a_broker_refuses_at_once_and_is_not_ready(namespace: str) -> None:
-    publisher = Publisher(f"amqp://guest:guest@127.0.0.1:{free_port()}/", Topology(namespace), timeout=1.0)
+    publisher = Publisher(f"amqp://guest:guest@127.0.0.1:{free_port()}/", stages.topology(namespace), timeout=1.0)
     publisher.start()
     try:
         await asyncio.sleep(0.3)
@@ -237,7 +237,7 @@ async def test_amqps_with_the_operators_ca_publishes_and_an_unknown_ca_is_refuse
 ) -> None:
     port, ca = tls_broker
     trusted = f"amqps://guest:guest@localhost:{port}/?cafile={ca}"
-    publisher = Publisher(trusted, Topology(namespace), timeout=2.0)
+    publisher = Publisher(trusted, stages.topology(namespace), timeout=2.0)
     publisher.start()
     try:
         # aio-pika (declaring) and the confirming connection (publishing) read the same URL and its cafile.
@@ -254,7 +254,7 @@ async def test_amqps_with_the_operators_ca_publishes_and_an_unknown_ca_is_refuse
 async def test_heartbeats_keep_an_idle_connection_and_notice_a_silent_broker(
     own_broker: RabbitNode, amqp: None, namespace: str
 ) -> None:
-    publisher = Publisher(f"{own_broker.url}?heartbeat=1", Topology(namespace), timeout=1.0)
+    publisher = Publisher(f"{own_broker.url}?heartbeat=1", stages.topology(namespace), timeout=1.0)
     publisher.start()
     try:
         await asyncio.wait_for(publisher.wait_declared(), 15)

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from framewatch.admin import accounts
 from framewatch.blobs import factory as blob_factory
 from framewatch.config.store import ConfigStore
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from tests.conftest import apply_config, s3_env, serve_ingress, serve_workers, settings_from
 from tests.helpers import Broker, post, sample, screenshot, signed, wait_until
 from tests.imageserver import ImageServer, jpeg

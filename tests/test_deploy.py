@@ -24,11 +24,12 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.live.v20180801 import live_client, models
 
-from framewatch.broker.topology import STAGES, Topology
-from framewatch.runtime.settings import Settings
-from framewatch.wiring import ingest_apps, worker_listeners
+from framewatch.settings import Settings
+from framewatch.settings.blobs import BlobSettings
+from framewatch.wiring import ingest_listeners, worker_listeners
 from tests.conftest import postgres_database
 from tests.helpers import AMQP_URL, REDIS_URL, free_port, ready, wait_until
+from workers import stages
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
 KUBERNETES = "1.30.0"
@@ -61,9 +62,9 @@ def test_both_render_and_the_standard_kinds_pass_the_schemas(base: list[dict[str
 
 def test_every_stage_is_deployed_and_scaled_on_the_queue_it_consumes(base: list[dict[str, Any]]) -> None:
     settings = of_kind(base, "ConfigMap")["framewatch-settings"]["data"]
-    topology = Topology(settings["FRAMEWATCH_NAMESPACE"])
+    topology = stages.topology(settings["FRAMEWATCH_NAMESPACE"])
     deployments, scaled = of_kind(base, "Deployment"), of_kind(base, "ScaledObject")
-    for stage in STAGES:
+    for stage in stages.NAMES:
         [container] = deployments[f"framewatch-{stage}"]["spec"]["template"]["spec"]["containers"]
         assert container["args"] == ["worker", stage]
         scaler = scaled[f"framewatch-{stage}"]
@@ -71,7 +72,7 @@ def test_every_stage_is_deployed_and_scaled_on_the_queue_it_consumes(base: list[
         [trigger] = scaler["spec"]["triggers"]
         assert (trigger["type"], trigger["metadata"]["queueName"]) == ("rabbitmq", topology.queue(stage))
         assert trigger["authenticationRef"]["name"] in of_kind(base, "TriggerAuthentication")
-    assert set(scaled) == {f"framewatch-{stage}" for stage in STAGES}
+    assert set(scaled) == {f"framewatch-{stage}" for stage in stages.NAMES}
     hpa = of_kind(base, "HorizontalPodAutoscaler")["framewatch-ingest"]
     assert hpa["spec"]["scaleTargetRef"]["name"] == "framewatch-ingest" and hpa["spec"]["minReplicas"] >= 2
 
@@ -83,9 +84,12 @@ def routes(app: Any) -> set[str]:
 def test_probes_and_services_reach_what_the_processes_serve(base: list[dict[str, Any]]) -> None:
     data = of_kind(base, "ConfigMap")["framewatch-settings"]["data"]
     settings = Settings(
-        _env_file=None, database_url="sqlite:///:memory:", blob_url="s3://bucket/prefix", master_key="x" * 43 + "="
+        _env_file=None,
+        database_url="sqlite:///:memory:",
+        blobs=BlobSettings(url="s3://bucket/prefix"),
+        master_key="x" * 43 + "=",
     )
-    callbacks, admin = ingest_apps(settings)
+    callbacks, admin = (listener.app for listener in ingest_listeners(settings))
     served = {
         int(data["FRAMEWATCH_PORT"]): routes(callbacks),
         int(data["FRAMEWATCH_ADMIN_PORT"]): routes(admin),

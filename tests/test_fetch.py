@@ -12,7 +12,7 @@ import orjson
 from PIL import Image
 
 from framewatch.blobs import factory as blob_factory
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from schemas.messages import FrameStored
 from tests.conftest import s3_env, serve_workers, settings_from
 from tests.helpers import Broker, WorkerProcess, queue_callbacks, run_cli, screenshot, wait_until
@@ -44,7 +44,7 @@ async def test_screenshots_are_downloaded_thumbnailed_and_stored(
         frames = {frame.id: frame for frame in await stored_frames(broker, len(events))}
 
     assert set(frames) == set(ids)
-    root = Path(worker_settings.blob_url)
+    root = Path(worker_settings.blobs.url)
     for n, event_id in enumerate(ids):
         frame = frames[event_id]
         original = (root / frame.original.key).read_bytes()
@@ -230,7 +230,7 @@ async def test_frames_are_stored_after_the_blob_directory_is_recreated(
 ) -> None:
     """A remount or a cleanup removes folders the worker wrote before: the next frames of the same stream (same
     folder) are stored all the same, without a restart."""
-    root = Path(worker_settings.blob_url)
+    root = Path(worker_settings.blobs.url)
     async with serve_workers(worker_settings, ["fetch"]):
         await queue_callbacks(broker.namespace, [screenshot(0, pic_full_url=image_server.url("/good/r0.jpg"))])
         [first] = await stored_frames(broker, 1)

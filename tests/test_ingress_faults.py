@@ -112,7 +112,7 @@ async def test_sigterm_drains_in_flight_callbacks_and_loses_none(configured, env
 
 async def test_redis_down_still_accepts_and_publishes(settings, amqp, broker) -> None:
     await apply_config(settings, standard_config())
-    settings.redis_url = type(settings.amqp_url)("redis://127.0.0.1:1/0")  # nothing listens there
+    settings.redis_url = type(settings.broker.amqp_url)("redis://127.0.0.1:1/0")  # nothing listens there
     async with serve_ingress(settings) as ingress, aiohttp.ClientSession() as session:
         errors_before = await metric(session, ingress.admin_url, "framewatch_dedupe_errors_total")
         event = screenshot(1)
@@ -143,7 +143,7 @@ async def test_a_frozen_redis_costs_callbacks_no_wait(settings, amqp, broker, tm
     try:
         client = aioredis.Redis(port=port)
         await wait_until(lambda: _pings(client), timeout=10)
-        settings.redis_url = type(settings.amqp_url)(f"redis://127.0.0.1:{port}/0")
+        settings.redis_url = type(settings.broker.amqp_url)(f"redis://127.0.0.1:{port}/0")
         async with serve_ingress(settings) as ingress, aiohttp.ClientSession() as session:
             assert (await post(session, ingress.callbacks, signed(screenshot(0))))[0] == 200
             redis.send_signal(signal.SIGSTOP)

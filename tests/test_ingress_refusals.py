@@ -147,7 +147,7 @@ async def test_chunked_body_over_the_cap_is_refused(ingress, broker) -> None:
 
 
 async def test_a_body_that_trickles_in_is_refused_in_time_and_frees_the_handler(configured, amqp, broker) -> None:
-    configured.body_read_timeout = 0.5
+    configured.ingress.body_read_timeout = 0.5
     async with serve_ingress(configured) as ingress:
         body = orjson.dumps(signed(screenshot(1)))
         content_type = "Content-Type: application/json\r\n"

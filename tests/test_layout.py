@@ -38,7 +38,7 @@ def test_the_contracts_catch_each_kind_of_slip(tmp_path: Path) -> None:
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     slips = {
         "schemas/slip.py": "from framewatch.runtime import metrics\n",
-        "ingest/slip.py": "def f():\n    from workers.runtime import Stage\n",
+        "ingest/slip.py": "def f():\n    from workers.contract import Stage\n",
         "workers/fetch/slip.py": "from workers.moderate.stage import ModerateStage\n",
         "workers/deliver/slip.py": "import framewatch.providers.tencent.provider\n",
         "framewatch/admin/slip.py": "from ingest import callbacks\n",

@@ -205,7 +205,7 @@ async def test_a_moderation_api_down_pauses_consumption_and_loses_nothing(
     try:
         async with serve_workers(settings, ["fetch", "moderate", "deliver"]) as workers:
             await queue_callbacks(broker.namespace, events)
-            moderate = next(r for r in workers.runners if r.stage.name == "moderate")
+            moderate = next(r for r in workers.consumers if r.stage.name == "moderate")
             await wait_until(lambda: not moderate.consuming, timeout=10)  # the breaker opened
             calls_while_down = api.calls
             await asyncio.sleep(0.3)

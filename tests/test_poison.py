@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import insert
 
 from framewatch.broker.publisher import Publisher
-from framewatch.broker.topology import Topology
 from framewatch.config import tables as t
 from framewatch.config.store import ConfigStore
 from framewatch.streams.store import StreamStore
 from schemas.messages import CallbackReceived, FrameModerated, FrameStored, Screenshot, StoredImage, Stream, Verdict
 from tests.conftest import serve_workers, settings_from
 from tests.helpers import AMQP_URL, Broker, queue_callbacks, sample, wait_until
-from workers.runtime import Output
+from workers import stages
+from workers.contract import Output
 
 NOW = int(time.time())
 
@@ -81,7 +81,7 @@ async def test_thirty_streams_and_one_poison_in_one_burst_thirty_stored(
     try:
         async with serve_workers(settings, ["streams"]):
             # One burst: the poison among the begins, so that the stage's writer batches them together.
-            publisher = Publisher(AMQP_URL, Topology(namespace), timeout=5)
+            publisher = Publisher(AMQP_URL, stages.topology(namespace), timeout=5)
             publisher.start()
             await publisher.wait_declared()
             try:

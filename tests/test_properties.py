@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from framewatch.admin.api import same
 from framewatch.admin.params import Params
-from framewatch.admin.tencent import _AUTHORIZATION
 from framewatch.config.errors import ConfigError
 from framewatch.providers import bounds
 from framewatch.providers.alibaba.provider import AlibabaProvider
 from framewatch.providers.base import Incoming, Provider, RawRequest
 from framewatch.providers.refusals import Refused
+from framewatch.providers.tencent.cloud_api import _AUTHORIZATION
 from framewatch.providers.tencent.provider import TencentProvider
 from schemas.messages import CallbackReceived
 from tests.helpers import sample

@@ -1,6 +1,6 @@
 """The worker runtime's retry delays: whatever a server answers in Retry-After, the delay queues stay few."""
 
-from workers.runtime import RETRY_AFTER_RUNGS, asked_delay
+from workers.processing import RETRY_AFTER_RUNGS, asked_delay
 
 
 def test_retry_after_is_honoured_as_a_floor_on_a_bounded_set_of_delay_queues() -> None:

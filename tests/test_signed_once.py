@@ -246,7 +246,7 @@ async def test_a_nonce_accepted_while_redis_was_away_stays_refused_when_it_retur
                 assert (status, orjson.loads(answer)["Code"]) == (400, "SignatureNonceUsed")
                 nonce = dict(part.split("=", 1) for part in captured.path_qs.split("?", 1)[1].split("&"))
                 # ... and written to Redis for the other replicas once it answered again.
-                assert await probe.exists(f"{settings.namespace}:nonce:{nonce['SignatureNonce']}")
+                assert await probe.exists(f"{settings.broker.namespace}:nonce:{nonce['SignatureNonce']}")
             finally:
                 restarted.send_signal(signal.SIGTERM)
                 restarted.wait()

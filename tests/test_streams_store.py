@@ -157,22 +157,17 @@ async def test_the_streams_stage_sweeps_expired_flagged_frames_with_their_blobs(
 ) -> None:
     from framewatch.blobs.backends.local import LocalBlobStore
     from framewatch.blobs.base import Blob
-    from workers.streams.stage import StreamsOptions, StreamsStage
+    from framewatch.settings.streams import StreamsSettings
+    from workers.streams.stage import StreamsStage
 
     blobs = LocalBlobStore(tmp_path / "blobs", "http://frames.example.com")
     flagged, safe = frame(1, "Block"), frame(2)
     for key in (*flagged.blob_keys, *safe.blob_keys):
         await blobs.put(Blob(key, b"jpeg", "image/jpeg"))
     await store.apply([flagged, safe])
-    options = StreamsOptions(
-        concurrency=1,
-        retry_delays=(1.0,),
-        stream_retention=3600,
-        review_retention=0.5,
-        silence=600,
-        max_live_per_domain=100,
-    )
-    stage = StreamsStage(options, ConfigStore(database_url), blobs)
+    options = StreamsSettings(concurrency=1, retry_delays=[1.0], stream_retention=3600, review_retention=0.5)
+    config_store = ConfigStore(database_url)
+    stage = StreamsStage(options, store, config_store, blobs)
     try:
         assert await stage.sweep() == 0  # not expired yet
         await asyncio.sleep(0.6)
@@ -181,7 +176,7 @@ async def test_the_streams_stage_sweeps_expired_flagged_frames_with_their_blobs(
         assert not blobs.path(flagged.blob_keys[0]).exists() and not blobs.path(flagged.blob_keys[1]).exists()
         assert all(blobs.path(key).exists() for key in safe.blob_keys)  # the platform's frames are not ours to remove
     finally:
-        await stage.config_store.close()
+        await config_store.close()
 
 
 def with_store(store: StreamStore, **options: float) -> StreamStore:

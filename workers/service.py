@@ -1,19 +1,21 @@
-"""Worker stages of one process: built from settings, one consumer connection, one confirming publisher."""
+"""Worker stages of one process: built from settings over the process's resources, one consumer connection."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 
 from framewatch.broker.nodes import Nodes, redact
-from framewatch.broker.publisher import Publisher, connect_until_up
-from framewatch.broker.topology import STAGES, Topology
-from framewatch.runtime.settings import Settings
-from workers.runtime import Stage, StageRunner
+from framewatch.broker.publisher import connect_until_up
+from framewatch.resources import Resources
+from workers import stages
+from workers.consumer import StageConsumer
+from workers.contract import Stage
 
 log = structlog.get_logger("framewatch.worker")
 
@@ -21,106 +23,54 @@ log = structlog.get_logger("framewatch.worker")
 # that is checked.
 FAILOVER_AFTER = 5.0
 FAILOVER_CHECK = 0.5
-# Tencent IMS's documented default quota, calls per second.
-IMS_RATE = 100.0
 
 
-def build_stage(name: str, settings: Settings) -> Stage:
-    """The stage called `name`, with its options, clients and backends built from settings (the edge)."""
+def build_stage(name: str, resources: Resources) -> Stage[Any]:
+    """The stage called `name`, with its settings, clients and backends, over the process's shared resources."""
+    settings = resources.settings
     if name == "fetch":
-        from framewatch.blobs import factory as blob_factory
         from framewatch.runtime.http import GuardedClient
-        from workers.fetch.stage import FetchOptions, FetchStage
+        from workers.fetch.stage import FetchStage
 
-        options = FetchOptions(
-            concurrency=settings.fetch_concurrency,
-            max_bytes=settings.fetch_max_bytes,
-            max_pixels=settings.fetch_max_pixels,
-            inline_bytes=settings.fetch_inline_bytes,
-            thumbnail_boxes=settings.thumbnail_boxes(),
-            thumbnail_format=settings.thumbnail_format,
-            thumbnail_quality=settings.thumbnail_quality,
-            retry_delays=tuple(settings.fetch_retry_delays),
-            # Only the operator's explicit choice: the default picks the local model when it is installed.
-            unmoderated=settings.moderation_backend == "none",
-            large_decodes=settings.fetch_large_decodes,
-        )
+        fetch = settings.fetch
         client = GuardedClient(
-            allow_private=settings.fetch_allow_private,
-            allowed_hosts=settings.fetch_allowed_hosts,
-            connect_timeout=settings.fetch_connect_timeout,
-            total_timeout=settings.fetch_timeout,
-            limit=settings.fetch_concurrency,
-            max_redirects=settings.fetch_max_redirects,
+            allow_private=fetch.allow_private,
+            allowed_hosts=fetch.allowed_hosts,
+            connect_timeout=fetch.connect_timeout,
+            total_timeout=fetch.timeout,
+            limit=fetch.concurrency,
+            max_redirects=fetch.max_redirects,
         )
-        return FetchStage(options, blob_factory.create(settings), client)
+        # Only the operator's explicit choice: the default picks the local model when it is installed.
+        return FetchStage(fetch, resources.blobs, client, unmoderated=settings.moderation.backend == "none")
     if name == "moderate":
-        from framewatch.blobs import factory as blob_factory
         from workers.moderate.backends import factory as backend_factory
-        from workers.moderate.stage import ModerateOptions, ModerateStage
+        from workers.moderate.stage import ModerateStage
 
-        backend = backend_factory.create(settings, blob_factory.create(settings))
-        rate = settings.moderation_rate_limit or (IMS_RATE if backend.name == "tencent-ims" else None)
-        return ModerateStage(
-            ModerateOptions(
-                concurrency=settings.moderation_concurrency,
-                timeout=settings.moderation_timeout,
-                retry_delays=tuple(settings.moderation_retry_delays),
-                rate_limit=rate,
-                breaker_failures=settings.moderation_breaker_failures,
-                breaker_cooldown=settings.moderation_breaker_cooldown,
-                sample_every=settings.moderation_sample_every,
-                off_domains=frozenset(settings.moderation_off_domains),
-            ),
-            backend,
-        )
+        return ModerateStage(settings.moderation, backend_factory.create(settings, resources.blobs))
     if name == "deliver":
-        from framewatch.config.live import live_config
-        from workers.deliver.stage import DeliverOptions, DeliverStage
+        from workers.deliver.stage import DeliverStage
 
-        options = DeliverOptions(
-            concurrency=settings.deliver_concurrency,
-            host_concurrency=settings.deliver_host_concurrency,
-            timeout=settings.deliver_timeout,
-            allow_private=settings.deliver_allow_private,
-            screenshot_tries=settings.deliver_screenshot_tries,
-            screenshot_interval=settings.deliver_screenshot_interval,
-            tries=settings.deliver_tries,
-            interval=settings.deliver_interval,
-        )
-        return DeliverStage(options, live_config(settings))
+        return DeliverStage(settings.delivery, resources.live_config)
     if name == "streams":
-        from framewatch.blobs import factory as blob_factory
-        from framewatch.config.store import ConfigStore
-        from workers.streams.stage import StreamsOptions, StreamsStage
+        from workers.streams.stage import StreamsStage
 
-        return StreamsStage(
-            StreamsOptions(
-                concurrency=settings.streams_concurrency,
-                retry_delays=tuple(settings.streams_retry_delays),
-                stream_retention=settings.stream_retention,
-                review_retention=settings.review_retention,
-                silence=settings.stream_silence,
-                max_live_per_domain=settings.streams_max_live_per_domain,
-            ),
-            ConfigStore(settings.database_url.get_secret_value()),
-            blob_factory.create(settings),
-        )
-    raise ValueError(f"unknown stage {name!r}; choose from {', '.join(STAGES)} or all")
+        return StreamsStage(settings.streams, resources.streams, resources.config_store, resources.blobs)
+    raise ValueError(f"unknown stage {name!r}; choose from {', '.join(stages.NAMES)} or all")
 
 
 class Workers:
     """The stages of one process, started once the broker answers and drained on shutdown."""
 
-    def __init__(self, settings: Settings, stages: list[Stage]) -> None:
-        self.settings = settings
+    def __init__(self, resources: Resources, stages: list[Stage[Any]]) -> None:
+        self.settings = resources.settings
         self.stages = stages
-        self.topology = Topology(settings.namespace)
-        self.nodes = Nodes(settings.amqp_url.get_secret_value())
-        self.publisher = Publisher(settings.amqp_url.get_secret_value(), self.topology, settings.publish_timeout)
+        self.topology = resources.topology
+        self.nodes = Nodes(self.settings.broker.amqp_url.get_secret_value())
+        self.publisher = resources.publisher  # the process's: closed with its other resources
         self.connection: AbstractRobustConnection | None = None
         self.node = ""  # the URL of the node the stages consume from
-        self.runners: list[StageRunner] = []
+        self.consumers: list[StageConsumer] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -129,7 +79,7 @@ class Workers:
             self.publisher.ready
             and self.connection is not None
             and self.connection.connected.is_set()
-            and len(self.runners) == len(self.stages)
+            and len(self.consumers) == len(self.stages)
         )
 
     def start(self) -> None:
@@ -140,9 +90,9 @@ class Workers:
         self.connection, self.node = await connect_until_up(self.nodes, "framewatch-worker")
         await self.publisher.wait_declared()  # outputs need a confirming channel before the first message is taken
         for stage in self.stages:
-            runner = StageRunner(stage, self.connection, self.publisher, self.topology)
-            await runner.start()
-            self.runners.append(runner)
+            consumer = StageConsumer(stage, self.connection, self.publisher, self.topology)
+            await consumer.start()
+            self.consumers.append(consumer)
         if len(self.nodes) > 1:
             await self._fail_over()
 
@@ -162,8 +112,8 @@ class Workers:
             log.warning("broker_failover", away=redact(self.node), seconds=round(time.monotonic() - lost_since, 1))
             previous = self.connection
             self.connection, self.node = await connect_until_up(self.nodes, "framewatch-worker")
-            for runner in self.runners:
-                await runner.attach(self.connection)
+            for consumer in self.consumers:
+                await consumer.attach(self.connection)
             with contextlib.suppress(Exception):
                 await previous.close()  # stops its reconnecting: the stages consume over the new one only
             log.info("broker_failed_over", url=redact(self.node))
@@ -174,7 +124,6 @@ class Workers:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.gather(*(runner.stop(self.settings.shutdown_timeout) for runner in self.runners))
-        await self.publisher.close()
+        await asyncio.gather(*(consumer.stop(self.settings.shutdown_timeout) for consumer in self.consumers))
         if self.connection is not None:
             await self.connection.close()

@@ -61,9 +61,6 @@ class AdminApi:
         self.public_url = public_url.rstrip("/")  # the callback listener, as the platform reaches it (CoverUrl)
         self.failures = FailedAuthentications()
 
-    async def close(self) -> None:
-        await self.limiter.close()
-
     async def handle(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4()).upper()
         values = dict(request.query)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from framewatch.config import tables as t
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import ConfigStore
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 
 KEY_ID_PREFIX = "FWK"
 _ALPHANUMERIC = string.ascii_letters + string.digits

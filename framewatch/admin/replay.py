@@ -79,7 +79,3 @@ class FirstUses:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
-
-
-def shared_redis(redis_url: str | None) -> Redis | None:
-    return Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0) if redis_url else None

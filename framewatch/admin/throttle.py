@@ -28,9 +28,6 @@ class LocalLimiter:
         calls.append(now)
         return True
 
-    async def close(self) -> None:
-        pass
-
 
 # A sliding log in a sorted set, with the Redis server's clock so that replicas with skewed clocks agree.
 _SLIDING_LOG = """
@@ -45,8 +42,8 @@ return 1
 
 
 class RedisLimiter:
-    def __init__(self, url: str, prefix: str) -> None:
-        self.redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis  # the process's admin-side client: closed with its other resources
         self.prefix = f"{prefix}:throttle:"
         self._script = self.redis.register_script(_SLIDING_LOG)
         self._fallback = LocalLimiter()
@@ -58,12 +55,9 @@ class RedisLimiter:
             log.warning("throttle_redis_unavailable", error=str(exc))
             return await self._fallback.allow(key, limit)
 
-    async def close(self) -> None:
-        await self.redis.aclose()
-
 
 Limiter = LocalLimiter | RedisLimiter
 
 
-def create(redis_url: str | None, namespace: str) -> Limiter:
-    return RedisLimiter(redis_url, namespace) if redis_url else LocalLimiter()
+def create(redis: Redis | None, namespace: str) -> Limiter:
+    return RedisLimiter(redis, namespace) if redis is not None else LocalLimiter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +70,11 @@ def describe(message: AbstractIncomingMessage) -> DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, urls: str, topology: Topology, stage: str) -> None:
+    """The stages' dead-letter queues: each call opens one connection, whatever number of stages it reads."""
+
+    def __init__(self, urls: str, topology: Topology) -> None:
         self.nodes = Nodes(urls)
         self.topology = topology
-        self.stage = stage
 
     @contextlib.asynccontextmanager
     async def _channel(self) -> AsyncIterator[AbstractChannel]:
@@ -85,10 +86,12 @@ class DeadLetters:
         finally:
             await connection.close()
 
-    async def _take(self, channel: AbstractChannel, limit: int | None = None) -> AsyncIterator[AbstractIncomingMessage]:
-        """Every message now in the dead-letter queue (or the first `limit`), each unacknowledged until the caller
-        says otherwise."""
-        queue = await channel.get_queue(self.topology.dead_queue(self.stage))
+    async def _take(
+        self, channel: AbstractChannel, stage: str, limit: int | None = None
+    ) -> AsyncIterator[AbstractIncomingMessage]:
+        """Every message now in the stage's dead-letter queue (or the first `limit`), each unacknowledged until the
+        caller says otherwise."""
+        queue = await channel.get_queue(self.topology.dead_queue(stage))
         taken = 0
         while limit is None or taken < limit:
             taken += 1
@@ -97,19 +100,21 @@ class DeadLetters:
                 return
             yield message
 
-    async def list(self, limit: int | None = None) -> list[DeadLetter]:
-        """Looks without taking: the messages go back to the queue when the channel closes unacknowledged."""
+    async def list(self, stages: Sequence[str], limit: int | None = None) -> dict[str, list[DeadLetter]]:
+        """Looks without taking: the messages go back to their queues when the channel closes unacknowledged."""
         async with self._channel() as channel:
-            return [describe(message) async for message in self._take(channel, limit)]
+            return {
+                stage: [describe(message) async for message in self._take(channel, stage, limit)] for stage in stages
+            }
 
     async def replay(
-        self, event_ids: set[str] | None = None, limit: int | None = None, domains: set[str] | None = None
+        self, stage: str, event_ids: set[str] | None = None, limit: int | None = None, domains: set[str] | None = None
     ) -> int:
-        """Republish dead letters (all, or those ids; of those domains only, when given) to their stage with a
-        fresh try count; returns how many."""
+        """Republish a stage's dead letters (all, or those ids; of those domains only, when given) to the stage with
+        a fresh try count; returns how many."""
         replayed = 0
         async with self._channel() as channel:
-            async for message in self._take(channel, limit):
+            async for message in self._take(channel, stage, limit):
                 if (event_ids is not None and message.message_id not in event_ids) or (
                     domains is not None and describe(message).domain not in domains
                 ):
@@ -125,15 +130,15 @@ class DeadLetters:
                         timestamp=message.timestamp,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     ),
-                    routing_key=self.topology.queue(self.stage),
+                    routing_key=self.topology.queue(stage),
                     mandatory=True,
                 )  # confirmed before the dead letter is acknowledged
                 await message.ack()
                 replayed += 1
         return replayed
 
-    async def purge(self) -> int:
+    async def purge(self, stage: str) -> int:
         async with self._channel() as channel:
-            queue = await channel.get_queue(self.topology.dead_queue(self.stage))
+            queue = await channel.get_queue(self.topology.dead_queue(stage))
             result = await queue.purge()
             return int(result.message_count or 0)

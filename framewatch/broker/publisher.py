@@ -6,7 +6,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aio_pika
 import aiormq
@@ -63,6 +63,34 @@ async def connect_any(nodes: Nodes, name: str) -> aio_pika.abc.AbstractConnectio
     raise error
 
 
+class Publishing(Protocol):
+    """What the ingress, the stages and the console need of a publisher. `publish` returns once the broker holds
+    the message (routed to a queue, stored) and raises PublishError otherwise, within its timeout. Implemented by
+    `Publisher` (below, the confirming connection of broker/confirms.py), `PlainPublisher` (broker/plain.py,
+    aio-pika's own publisher confirms) and the stages' in-memory transport (workers/memory.py)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    async def wait_declared(self) -> None: ...
+
+    async def publish(
+        self,
+        body: bytes,
+        routing_key: str,
+        *,
+        message_id: str,
+        headers: Mapping[str, Any],
+        content_type: str = "application/json",
+        message_type: str | None = None,
+        exchange: str | None = None,
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 # Read when /metrics is scraped, not updated per message; `framewatch run` has two publishers (ingress, workers).
 _PUBLISHERS: weakref.WeakSet[Publisher] = weakref.WeakSet()
 metrics.PUBLISH_IN_FLIGHT.set_function(lambda: sum(publisher.in_flight for publisher in _PUBLISHERS))
@@ -101,7 +129,10 @@ class Publisher:
         await self._declared.wait()
 
     def start(self) -> None:
-        """Connect in the background: the process serves (and answers 503) while the broker is unreachable."""
+        """Connect in the background: the process serves (and answers 503) while the broker is unreachable. The
+        listeners and stages of a process share one publisher: a second start is a no-op."""
+        if self._task is not None:
+            return
         self._task = asyncio.create_task(self._stay_connected(), name="broker-connect")
 
     async def _stay_connected(self) -> None:

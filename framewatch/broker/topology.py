@@ -6,36 +6,11 @@ so events queue up safely before any worker exists, and a dead-letter queue besi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import get_args
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
-
-from schemas.messages import FrameModerated, FrameStored, Kind, Webhook, routing_key
-
-STAGES = ("fetch", "moderate", "deliver", "streams")
-
-# Routing keys of the messages the stages publish (their AMQP `type` is the same name; callbacks carry none).
-FRAME_STORED = routing_key(FrameStored.TYPE)
-MODERATED = routing_key(FrameModerated.TYPE)
-WEBHOOK = routing_key(Webhook.TYPE)
-
-# Callbacks are routed `<provider>.<kind>`: the fetch stage downloads screenshots, the moderate stage joins the
-# providers' own verdicts to the frames it judges, and every other kind goes straight to delivery. The streams
-# stage gets its own copy of the stream events and of every moderated frame (covers, the review queue).
-_FETCHED: tuple[str, ...] = ("screenshot",)
-_MODERATED: tuple[str, ...] = ("image_moderation",)
-STAGE_BINDINGS: dict[str, tuple[str, ...]] = {
-    "fetch": tuple(f"*.{kind}" for kind in _FETCHED),
-    "moderate": (*(f"*.{kind}" for kind in _MODERATED), FRAME_STORED),
-    "deliver": (
-        *(f"*.{kind}" for kind in get_args(Kind) if kind not in _FETCHED + _MODERATED),
-        MODERATED,
-        WEBHOOK,
-    ),
-    "streams": ("*.stream_begin", "*.stream_end", MODERATED),
-}
 
 # Poison messages that crash a worker again and again are dead-lettered by the broker after this many deliveries.
 DELIVERY_LIMIT = 20
@@ -46,7 +21,16 @@ INITIAL_GROUP_SIZE = 3
 
 @dataclass(frozen=True)
 class Topology:
+    """Names and declarations of one deployment's exchanges and queues. `bindings`: each stage's routing keys,
+    derived from what the stages consume (workers/stages.py builds the deployment's topology); a topology without
+    them names things but cannot declare them."""
+
     namespace: str = "framewatch"
+    bindings: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return tuple(self.bindings)
 
     @property
     def events(self) -> str:
@@ -83,11 +67,13 @@ class Topology:
 
     async def declare(self, channel: AbstractChannel) -> AbstractExchange:
         """Declare everything; returns the events exchange."""
+        if not self.bindings:
+            raise ValueError("a topology without the stages' bindings would route events nowhere")
         events = await channel.declare_exchange(self.events, aio_pika.ExchangeType.TOPIC, durable=True)
         dead = await channel.declare_exchange(self.dead_letters, aio_pika.ExchangeType.DIRECT, durable=True)
-        for stage in STAGES:
+        for stage, keys in self.bindings.items():
             queue = await self.declare_stage_queue(channel, stage)
-            for key in STAGE_BINDINGS[stage]:
+            for key in keys:
                 await queue.bind(events, routing_key=key)
             dead_queue = await channel.declare_queue(
                 self.dead_queue(stage), durable=True, arguments={"x-queue-type": "quorum"}

@@ -18,7 +18,7 @@ from framewatch.config import tables as t
 from framewatch.config.changes import ChangeFeed
 from framewatch.config.errors import ConfigError
 from framewatch.config.store import WEBHOOK_SECRET_COLUMNS, ConfigStore, rotated_values
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 
 
 class TemplateSpec(BaseModel):
@@ -92,12 +92,12 @@ async def apply_file(
         report = await apply(
             store,
             load(path),
-            key_overlap=settings.key_rotation_overlap,
-            allow_private_urls=settings.deliver_allow_private if allow_private_urls is None else allow_private_urls,
+            key_overlap=settings.ingress.key_rotation_overlap,
+            allow_private_urls=settings.delivery.allow_private if allow_private_urls is None else allow_private_urls,
             prune=prune,
         )
         if report.changes:
-            feed = ChangeFeed(settings.amqp_url.get_secret_value(), Topology(settings.namespace))
+            feed = ChangeFeed(settings.broker.amqp_url.get_secret_value(), Topology(settings.broker.namespace))
             await feed.announce(await store.revision())
         return report
     finally:

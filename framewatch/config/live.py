@@ -7,12 +7,10 @@ import contextlib
 
 import structlog
 
-from framewatch.broker.topology import Topology
 from framewatch.config.changes import ChangeFeed
 from framewatch.config.snapshot import Snapshot
 from framewatch.config.store import ConfigStore
 from framewatch.runtime import metrics
-from framewatch.runtime.settings import Settings
 
 log = structlog.get_logger("framewatch.config")
 
@@ -30,10 +28,17 @@ class LiveConfig:
         self.snapshot = Snapshot(revision=0)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._started: asyncio.Future[None] | None = None
 
     async def start(self, wait: bool = False) -> None:
         """Load the config. `wait`: retry until the store answers (a process that does not own the store starts
-        before the one that creates its schema) instead of failing."""
+        before the one that creates its schema) instead of failing. The listeners and stages of a process share
+        one: the first start loads it, the others wait for that."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start(wait))
+        await asyncio.shield(self._started)
+
+    async def _start(self, wait: bool) -> None:
         if wait:
             await self.store.wait_for(self.reload)
         else:
@@ -74,15 +79,13 @@ class LiveConfig:
             await self.feed.announce(self.snapshot.revision)
 
     async def close(self) -> None:
+        if self._started is not None and not self._started.done():
+            self._started.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._started
         if self.feed:
             await self.feed.close()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-def live_config(settings: Settings) -> LiveConfig:
-    """The config a process serves, reloaded on every announced change and polled as a backstop."""
-    feed = ChangeFeed(settings.amqp_url.get_secret_value(), Topology(settings.namespace))
-    return LiveConfig(ConfigStore(settings.database_url.get_secret_value()), settings.config_reload_interval, feed)

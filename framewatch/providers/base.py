@@ -12,14 +12,20 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import orjson
 
 from framewatch.config.snapshot import Template
 from framewatch.providers.refusals import Reason, Refused
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from schemas.messages import CallbackReceived, FrameStored, Kind, Screenshot, Stream, Verdict
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from redis.asyncio import Redis
+
+    from framewatch.admin.api import AdminApi
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +148,17 @@ class Provider(ABC):
             verdict=incoming.verdict,
             event=incoming.body,
         )
+
+
+class CloudApiDialect(Protocol):
+    """A cloud's own API at `/` on the admin listener (its package's cloud_api.py, `DIALECT`): the same actions
+    as `/api`, with that cloud's signatures, parameters, envelope and error codes, so its SDKs work unmodified.
+    `redis`: where signatures and nonces already used are remembered fleet-wide (None: in this process)."""
+
+    def __init__(self, api: AdminApi, redis: Redis | None, namespace: str) -> None: ...
+
+    async def claims(self, request: web.Request) -> bool:
+        """Whether the request is this cloud's (what its SDKs always send)."""
+        ...
+
+    async def handle(self, request: web.Request) -> web.Response: ...

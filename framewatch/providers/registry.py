@@ -9,15 +9,22 @@ from typing import TYPE_CHECKING
 from framewatch.providers.alibaba.provider import AlibabaProvider
 from framewatch.providers.base import Provider
 from framewatch.providers.tencent.provider import TencentProvider
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 
 if TYPE_CHECKING:
+    from framewatch.providers.base import CloudApiDialect
     from framewatch.simulate.provider import SimulatedCloud
 
+# In the order their cloud-API dialects are asked whether a request is theirs: Alibaba's claims everything else.
 PROVIDERS: dict[str, type[Provider]] = {
     TencentProvider.name: TencentProvider,
     AlibabaProvider.name: AlibabaProvider,
 }
+
+
+def cloud_apis() -> list[type[CloudApiDialect]]:
+    """Each cloud's own API on the admin listener, from its package's cloud_api.py (imported by the ingress only)."""
+    return [importlib.import_module(f"framewatch.providers.{name}.cloud_api").DIALECT for name in PROVIDERS]
 
 
 def simulator(name: str) -> type[SimulatedCloud]:

@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 from yarl import URL
 
 from framewatch.config.live import LiveConfig
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient, UnsafeDestination, loggable, retry_after
+from framewatch.settings.delivery import DeliverySettings
 from schemas.messages import CallbackReceived, FrameModerated, Webhook
-from workers.deliver import plan, signing
+from workers.contract import Consumption, Output, Retries, Stage
+from workers.deliver import CONSUMES, NAME, plan, signing
 from workers.failures import Deferred, Permanent, Transient
-from workers.runtime import Output, Retries, Stage
 
 log = structlog.get_logger("framewatch.deliver")
 
@@ -42,31 +40,20 @@ MAX_RECEIVERS = 10_000
 ANSWER_READ_LIMIT = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class DeliverOptions:
-    concurrency: int
-    host_concurrency: int  # one receiver holds at most this many slots; its other deliveries wait
-    timeout: float
-    allow_private: bool
-    # The provider's own policy by default: screenshots 5 tries 2 minutes apart, other kinds 12 tries 1 minute apart.
-    screenshot_tries: int = 5
-    screenshot_interval: float = 120.0
-    tries: int = 12
-    interval: float = 60.0
-
-    def retries(self) -> Retries:
-        return Retries(
-            default=(self.interval,) * (self.tries - 1),
-            by_kind={"screenshot": (self.screenshot_interval,) * (self.screenshot_tries - 1)},
-            extra=(BUSY_DELAY,),
-        )
+def retries(options: DeliverySettings) -> Retries:
+    return Retries(
+        default=(options.interval,) * (options.tries - 1),
+        by_ladder={"screenshot": (options.screenshot_interval,) * (options.screenshot_tries - 1)},
+        extra=(BUSY_DELAY,),
+    )
 
 
-class DeliverStage(Stage):
-    name = "deliver"
+class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
+    name = NAME
+    consumes = CONSUMES
 
-    def __init__(self, options: DeliverOptions, config: LiveConfig) -> None:
-        super().__init__(options.concurrency, options.retries())
+    def __init__(self, options: DeliverySettings, config: LiveConfig) -> None:
+        super().__init__(options.concurrency, retries(options))
         self.options = options
         self.config = config
         self.client = GuardedClient(
@@ -81,25 +68,20 @@ class DeliverStage(Stage):
         # How long each receiver took to answer lately (moving average), for the receivers seen last.
         self._latency: OrderedDict[str, float] = OrderedDict()
 
-    async def start(self) -> None:
+    async def start(self, consumption: Consumption) -> None:
         # The ingress owns the store and its schema: wait for it rather than refuse messages for want of config.
         await self.config.start(wait=True)
 
     async def close(self) -> None:
-        await self.client.close()
-        await self.config.close()
-        await self.config.store.close()
+        await self.client.close()  # the live config is the process's: closed with its other resources
 
-    async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
-        try:
-            if message.type == Webhook.TYPE:
-                webhooks = [Webhook.model_validate_json(message.body)]
-            elif message.type == FrameModerated.TYPE:
-                webhooks = plan.for_moderated(FrameModerated.model_validate_json(message.body), self.config.snapshot)
-            else:
-                webhooks = plan.for_callback(CallbackReceived.model_validate_json(message.body), self.config.snapshot)
-        except ValidationError as exc:
-            raise Permanent("bad_message", str(exc).splitlines()[0]) from None
+    async def handle(self, message: Webhook | FrameModerated | CallbackReceived) -> list[Output]:
+        if isinstance(message, Webhook):
+            webhooks = [message]
+        elif isinstance(message, FrameModerated):
+            webhooks = plan.for_moderated(message, self.config.snapshot)
+        else:
+            webhooks = plan.for_callback(message, self.config.snapshot)
         if not webhooks:
             metrics.DELIVERIES.labels("none", "no_url").inc()
             return []

@@ -7,21 +7,19 @@ import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 
 from framewatch.blobs.base import Blob, BlobStore
 from framewatch.runtime import metrics
 from framewatch.runtime.http import GuardedClient
 from framewatch.runtime.times import plausible
+from framewatch.settings.fetch import FetchSettings
 from schemas.messages import CallbackReceived, FrameModerated, FrameStored, Screenshot, StoredImage
+from workers.contract import Consumption, Output, Retries, Stage
 from workers.failures import Permanent, Transient
-from workers.fetch import images
+from workers.fetch import CONSUMES, NAME, images
 from workers.fetch.download import download
-from workers.runtime import Output, Retries, Stage
 
 log = structlog.get_logger("framewatch.fetch")
 
@@ -40,53 +38,34 @@ def blob_key(domain: str, stream_id: str, capture_time: int, sha256: str) -> str
     return f"{key_part(domain)}/{key_part(stream_id)}/{day}/{capture_time}-{sha256[:20]}"
 
 
-@dataclass(frozen=True, slots=True)
-class FetchOptions:
-    concurrency: int
-    max_bytes: int
-    max_pixels: int  # decompression bombs: a header announcing more is refused before decoding
-    inline_bytes: int  # JPEGs up to this size are thumbnailed on the event loop (the thread handoff costs more)
-    thumbnail_boxes: list[tuple[int, int]]
-    thumbnail_format: str
-    thumbnail_quality: int
-    retry_delays: tuple[float, ...]
-    # Moderation switched off: frames go straight to delivery, one hop less.
-    unmoderated: bool = False
-    # Frames that decode in full (PNG, WebP) past LARGE_PIXELS: how many decode at once. A burst of bombs then
-    # costs one large decode's memory per slot, not one per core.
-    large_decodes: int = 1
-
-
 # Past this many pixels, a frame that has no reduced-scale decoding is a large decode (a 2560x1440 frame is 3.7M).
 LARGE_PIXELS = 4_000_000
 
 
-class FetchStage(Stage):
-    name = "fetch"
+class FetchStage(Stage[CallbackReceived]):
+    name = NAME
+    consumes = CONSUMES
 
-    def __init__(self, options: FetchOptions, blobs: BlobStore, client: GuardedClient) -> None:
-        super().__init__(options.concurrency, Retries(options.retry_delays))
+    def __init__(self, options: FetchSettings, blobs: BlobStore, client: GuardedClient, unmoderated: bool) -> None:
+        super().__init__(options.concurrency, Retries(tuple(options.retry_delays)))
         self.options = options
+        self.boxes = options.thumbnails.boxes()
+        self.unmoderated = unmoderated  # moderation switched off: frames go straight to delivery, one hop less
         self.blobs = blobs
         self.client = client
         # Pillow releases the GIL while it decodes and encodes: threads use every core without pickling frames.
         self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="thumbnails")
         self.large_pool = ThreadPoolExecutor(max_workers=options.large_decodes, thread_name_prefix="large-decodes")
 
-    async def start(self) -> None:
+    async def start(self, consumption: Consumption) -> None:
         await self.blobs.start()
 
     async def close(self) -> None:
-        await self.client.close()
-        await self.blobs.close()
+        await self.client.close()  # the blob store is the process's: closed with its other resources
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.large_pool.shutdown(wait=False, cancel_futures=True)
 
-    async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
-        try:
-            callback = CallbackReceived.model_validate_json(message.body)
-        except ValidationError as exc:
-            raise Permanent("bad_message", str(exc).splitlines()[0]) from None
+    async def handle(self, callback: CallbackReceived) -> list[Output]:
         shot, stream = callback.screenshot, callback.stream
         if shot is None or stream is None:
             raise Permanent("bad_message", f"a {callback.kind} callback carries no screenshot to fetch")
@@ -96,8 +75,9 @@ class FetchStage(Stage):
 
         data = await download(self.client, shot.image_url, options.max_bytes)
         metrics.FRAME_BYTES.inc(len(data))
-        args = (data, options.thumbnail_boxes, options.max_pixels, options.thumbnail_format)
-        quality = options.thumbnail_quality
+        thumbnails = options.thumbnails
+        args = (data, self.boxes, options.max_pixels, thumbnails.format)
+        quality = thumbnails.quality
         full_pixels = images.decodes_in_full(data, options.max_pixels)  # the header only; refuses past the cap
         # Small JPEGs only: shrink-on-load bounds their decode whatever size the header claims; a small PNG can
         # still unpack to millions of pixels and would stall the loop.
@@ -112,7 +92,7 @@ class FetchStage(Stage):
             base = blob_key(callback.domain, stream.name, shot.capture_time, frame.sha256)
         except (OverflowError, OSError, ValueError) as exc:  # a time no date has: will never work
             raise Permanent("bad_message", f"capture_time {shot.capture_time}: {exc}") from None
-        _, thumb_type, extension = images.ENCODERS[options.thumbnail_format]
+        _, thumb_type, extension = images.ENCODERS[thumbnails.format]
         original_key = f"{base}.{frame.format.lower().replace('jpeg', 'jpg')}"
         thumb_keys = [f"{base}_{t.width}x{t.height}.{extension}" for t in frame.thumbnails]
         try:
@@ -149,7 +129,7 @@ class FetchStage(Stage):
             callback=callback,
         )
         log.debug("frame_stored", key=original_key)
-        if options.unmoderated:  # straight to delivery, unreviewed
+        if self.unmoderated:  # straight to delivery, unreviewed
             unmoderated = FrameModerated(id=stored.id, domain=stored.domain, frame=stored, moderated_at=time.time())
             return [Output.of(unmoderated, "screenshot")]
         return [Output.of(stored, "screenshot")]

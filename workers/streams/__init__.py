@@ -1,1 +1,8 @@
-"""The streams stage: each live stream's state, recent frames and safe cover, and the review queue's frames."""
+"""The streams stage: begin and end events and every moderated frame, written to the stream store."""
+
+from schemas.messages import CallbackReceived, FrameModerated
+from workers.contract import Consumes
+
+# What the stage consumes, declared here so that the topology binds its queue without loading the stage.
+NAME = "streams"
+CONSUMES = (Consumes(CallbackReceived, ("stream_begin", "stream_end")), Consumes(FrameModerated))

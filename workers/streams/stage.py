@@ -10,21 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from framewatch.blobs.base import BlobStore
 from framewatch.config.store import ConfigStore
 from framewatch.runtime import metrics
+from framewatch.settings.streams import StreamsSettings
 from framewatch.streams.store import Change, FrameRecord, StreamEvent, StreamStore
 from schemas.messages import CallbackReceived, FrameModerated
+from workers.contract import Consumption, Output, Retries, Stage
 from workers.failures import Permanent, Transient
-from workers.runtime import Output, Retries, Stage
+from workers.streams import CONSUMES, NAME
 from workers.streams.writer import BatchWriter
 
 log = structlog.get_logger("framewatch.streams")
@@ -33,16 +32,6 @@ log = structlog.get_logger("framewatch.streams")
 BATCH_WAIT = 0.02
 BATCH_ITEMS = 200
 SWEEP_INTERVAL = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class StreamsOptions:
-    concurrency: int
-    retry_delays: tuple[float, ...]
-    stream_retention: float  # seconds an ended stream is remembered
-    review_retention: float  # seconds flagged frames and their decisions are kept, blobs included
-    silence: float  # seconds without a frame or an event after which a stream is no longer live
-    max_live_per_domain: int
 
 
 def store_away(exc: BaseException) -> bool:
@@ -59,14 +48,17 @@ def cover_key(domain: str, stream: str) -> str:
     return f"covers/{domain}/{stream}.jpg"
 
 
-class StreamsStage(Stage):
-    name = "streams"
+class StreamsStage(Stage[FrameModerated | CallbackReceived]):
+    name = NAME
+    consumes = CONSUMES
 
-    def __init__(self, options: StreamsOptions, config_store: ConfigStore, blobs: BlobStore) -> None:
-        super().__init__(options.concurrency, Retries(options.retry_delays))
+    def __init__(
+        self, options: StreamsSettings, store: StreamStore, config_store: ConfigStore, blobs: BlobStore
+    ) -> None:
+        super().__init__(options.concurrency, Retries(tuple(options.retry_delays)))
         self.options = options
-        self.config_store = config_store
-        self.store = StreamStore(config_store.engine, silence=options.silence, max_live=options.max_live_per_domain)
+        self.config_store = config_store  # the process's engine: waited for at start, not closed here
+        self.store = store
         self.blobs = blobs
         self.writer: BatchWriter[FrameRecord | StreamEvent] = BatchWriter(
             self._write, BATCH_ITEMS, BATCH_WAIT, store_away
@@ -74,7 +66,7 @@ class StreamsStage(Stage):
         self._sweeper: asyncio.Task[None] | None = None
         self._moderated_at: dict[str, float] = {}  # frames in the writer's hands: when their verdict was known
 
-    async def start(self) -> None:
+    async def start(self, consumption: Consumption) -> None:
         await self.blobs.start()
         # The ingress owns the store and its schema: wait for the streams tables rather than fail messages.
         await self.config_store.wait_for(lambda: self.store.cover("", ""), (SQLAlchemyError, OSError))
@@ -87,14 +79,9 @@ class StreamsStage(Stage):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.writer.close()
-        await self.blobs.close()
-        await self.config_store.close()
 
-    async def handle(self, message: AbstractIncomingMessage) -> list[Output]:
-        try:
-            item = self._item(message)
-        except ValidationError as exc:
-            raise Permanent("bad_message", str(exc).splitlines()[0]) from None
+    async def handle(self, message: FrameModerated | CallbackReceived) -> list[Output]:
+        item = self._item(message)
         if item is None:
             return []
         try:
@@ -109,15 +96,14 @@ class StreamsStage(Stage):
                 self._moderated_at.pop(item.id, None)
         return []
 
-    def _item(self, message: AbstractIncomingMessage) -> FrameRecord | StreamEvent | None:
-        if message.type == FrameModerated.TYPE:
-            moderated = FrameModerated.model_validate_json(message.body)
-            record = frame_record(moderated)
-            if record is not None and moderated.moderated_at is not None:
-                self._moderated_at[record.id] = moderated.moderated_at
+    def _item(self, message: FrameModerated | CallbackReceived) -> FrameRecord | StreamEvent | None:
+        if isinstance(message, FrameModerated):
+            record = frame_record(message)
+            if record is not None and message.moderated_at is not None:
+                self._moderated_at[record.id] = message.moderated_at
             return record
-        callback = CallbackReceived.model_validate_json(message.body)
-        if callback.stream is None or callback.kind not in ("stream_begin", "stream_end"):
+        callback = message
+        if callback.stream is None:
             raise Permanent("bad_message", f"a {callback.kind} callback without a stream is not for this stage")
         return StreamEvent(
             callback.domain,

@@ -5,6 +5,7 @@ Credentials come the standard AWS ways (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KE
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 from urllib.parse import quote
@@ -33,12 +34,16 @@ class S3BlobStore(BlobStore):
         self.presign_expiry = presign_expiry
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        session = get_session()
-        self._client = await self._stack.enter_async_context(
-            session.create_client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
-        )
+        async with self._starting:  # shared by the stages of a process: the first start makes the client
+            if self._client is not None:
+                return
+            session = get_session()
+            self._client = await self._stack.enter_async_context(
+                session.create_client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
+            )
 
     @property
     def client(self) -> Any:

@@ -23,7 +23,7 @@ from yarl import URL
 from framewatch.config.snapshot import Template
 from framewatch.providers.base import Incoming, Provider, RawRequest, json_object
 from framewatch.providers.refusals import Reason, Refused
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from schemas.messages import Kind, Stream
 
 PROVIDER = "alibaba"
@@ -80,7 +80,7 @@ class AlibabaProvider(Provider):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlibabaProvider:
-        return cls(settings.alibaba_timestamp_window, settings.alibaba_callback_host)
+        return cls(settings.ingress.alibaba_timestamp_window, settings.ingress.alibaba_callback_host)
 
     def parse(self, request: RawRequest) -> Incoming:
         if request.method == "GET":
@@ -129,7 +129,7 @@ class AlibabaProvider(Provider):
             if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
                 raise Refused(Reason.InvalidEvent, "duration: must be a number of seconds")
             natural_key: tuple[str, ...] = (app_name, stream_name or "", str(uri))
-        elif body.get("event") in RECORD_STATUS_EVENTS:
+        elif isinstance(body.get("event"), str) and body["event"] in RECORD_STATUS_EVENTS:  # any JSON may come
             kind, event_type = "recording_status", str(body["event"])
             natural_key = ("body", _digest(body))
         else:  # a POSTed callback this package does not read (see the module's docstring): kept as it came

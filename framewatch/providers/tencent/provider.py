@@ -17,7 +17,7 @@ from framewatch.providers.tencent.events import (
     TencentEvent,
     parse_event,
 )
-from framewatch.runtime.settings import Settings
+from framewatch.settings import Settings
 from framewatch.signing import css
 from schemas.messages import Kind, Screenshot, Stream, Verdict
 
@@ -67,7 +67,7 @@ class TencentProvider(Provider):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TencentProvider:
-        return cls(settings.sign_validity, settings.clock_skew)
+        return cls(settings.ingress.sign_validity, settings.ingress.clock_skew)
 
     def parse(self, request: RawRequest) -> Incoming:
         if request.method != "POST":

@@ -38,7 +38,6 @@ class ApiBackend(ModerationBackend):
 
     async def close(self) -> None:
         await self.client.close()
-        await self.blobs.close()
 
 
 def image_for_api(frame: FrameStored) -> StoredImage:

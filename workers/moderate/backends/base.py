@@ -18,6 +18,8 @@ class ModerationBackend(ABC):
     name: ClassVar[str]
     # Frames one call may take; the stage batches up to this many when its queue is deep.
     max_batch: ClassVar[int] = 1
+    # Calls per second when MODERATION_RATE_LIMIT is unset: a cloud API's documented quota, else no limit.
+    default_rate_limit: ClassVar[float | None] = None
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Load models, open clients."""

@@ -113,7 +113,6 @@ class NudeNetBackend(ModerationBackend):
 
     async def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        await self.blobs.close()
 
 
 def _smallest_fitting(frame: FrameStored) -> StoredImage:

@@ -45,6 +45,7 @@ def tc3_authorization(secret_id: str, secret_key: str, host: str, payload: bytes
 
 class TencentImsBackend(ApiBackend):
     name = "tencent-ims"
+    default_rate_limit = 100.0  # IMS's documented default quota, calls per second
 
     def __init__(
         self,

@@ -14,10 +14,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 import structlog
 from aiohttp import web
+from redis.asyncio import Redis
 
 from framewatch.admin import keys
 from framewatch.admin.api import STORE_FAILURES, AdminApi, same
@@ -72,11 +74,18 @@ _BEIJING = timedelta(hours=8)  # Tencent writes times in UTC+8
 
 
 class TencentApi:
-    def __init__(self, api: AdminApi, signatures: FirstUses) -> None:
+    def __init__(self, api: AdminApi, redis: Redis | None, namespace: str) -> None:
         self.api = api
-        self.signatures = signatures  # each signature's first action
+        self.signatures = FirstUses(redis, f"{namespace}:tc3:", SIGNATURE_MEMORY)  # each signature's first action
+
+    async def claims(self, request: web.Request) -> bool:
+        """Tencent's SDKs name the action in X-TC-Action (TC3) or send a SecretId parameter (the legacy HmacSHA1
+        and HmacSHA256 signatures)."""
+        return "X-TC-Action" in request.headers or await self._legacy(request)
 
     async def handle(self, request: web.Request) -> web.Response:
+        if "X-TC-Action" not in request.headers:
+            return self.legacy()
         request_id = str(uuid.uuid4())
         name = request.headers.get("X-TC-Action", "")
         account_id: int | None = None
@@ -108,6 +117,17 @@ class TencentApi:
         metrics.ADMIN_CALLS.labels("unknown", "AuthFailure.InvalidAuthorization").inc()
         error = {"Code": "AuthFailure.InvalidAuthorization", "Message": message}
         return _answer({"Error": error, "RequestId": str(uuid.uuid4())})
+
+    async def _legacy(self, request: web.Request) -> bool:
+        if "SecretId" in request.query:
+            return True
+        if request.method != "POST" or request.content_type != "application/x-www-form-urlencoded":
+            return False
+        try:
+            body = await self.api.read_body(request)  # kept by aiohttp: the dialect that answers reads the same bytes
+        except ConfigError:
+            return False  # the dialect that answers refuses it the same way, in its own shape
+        return "SecretId" in parse_qs(body.decode(errors="replace"))
 
     async def _authenticate(self, request: web.Request, body: bytes, action: str) -> int:
         blocked = ConfigError("RequestLimitExceeded", "Too many failed authentications from this address.")
@@ -213,3 +233,6 @@ def _tencent_shapes(name: str, fields: dict[str, Any]) -> dict[str, Any]:
 
 def _answer(response: dict[str, Any]) -> web.Response:
     return web.Response(body=orjson.dumps({"Response": response}), content_type="application/json")
+
+
+DIALECT = TencentApi

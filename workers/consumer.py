@@ -1,0 +1,102 @@
+"""The RabbitMQ side of a stage: consumes its quorum queue with a bounded prefetch and hands each message to the
+stage's processor (workers/processing.py), which settles it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from framewatch.broker.publisher import Publishing
+from framewatch.broker.topology import Topology
+from workers.contract import Stage
+from workers.processing import Processor
+
+log = structlog.get_logger("framewatch.worker")
+
+
+class StageConsumer:
+    """Runs one stage over a broker connection; also the stage's pause/resume handle."""
+
+    def __init__(
+        self, stage: Stage[Any], connection: AbstractRobustConnection, publisher: Publishing, topology: Topology
+    ) -> None:
+        self.stage = stage
+        self.connection = connection
+        self.topology = topology
+        self.processor = Processor(stage, publisher, topology.dead_letters, self._retry_queue)
+        self.channel: AbstractChannel | None = None
+        self.queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._retry_queues: dict[float, str] = {}
+
+    @property
+    def consuming(self) -> bool:
+        return self._consumer_tag is not None
+
+    async def start(self) -> None:
+        await self.stage.start(self)
+        await self.attach(self.connection)
+        log.info("stage_started", stage=self.stage.name, concurrency=self.stage.concurrency)
+
+    async def attach(self, connection: AbstractRobustConnection) -> None:
+        """Consume over this connection (at start, and when the process moves to another broker node); messages
+        taken over a previous connection and not acknowledged are redelivered by the broker."""
+        self.connection = connection
+        self._consumer_tag = None
+        self._retry_queues.clear()
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self.stage.concurrency)
+        await self.topology.declare(channel)
+        self.channel = channel
+        for delay in self.stage.retries.every_delay():
+            await self._retry_queue(delay)
+        # Declared (same arguments as the topology), not merely looked up: the robust channel restores the
+        # consumers of the queues it declared, and only those, after the broker comes back.
+        self.queue = await self.topology.declare_stage_queue(channel, self.stage.name)
+        await self.resume()
+
+    async def resume(self) -> None:
+        if self._consumer_tag is None and self.queue is not None:
+            self._consumer_tag = await self.queue.consume(self._on_message)
+
+    async def pause(self) -> None:
+        """Stop taking new messages (a circuit breaker is open); what is in hand finishes."""
+        if self._consumer_tag is not None and self.queue is not None:
+            tag, self._consumer_tag = self._consumer_tag, None
+            await self.queue.cancel(tag)
+
+    async def stop(self, timeout: float) -> None:
+        """Graceful drain: take nothing new, let what is in hand finish, then close."""
+        with contextlib.suppress(Exception):
+            await self.pause()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
+        for task in set(self._in_flight):  # past the drain timeout: unacked, so the broker redelivers them
+            task.cancel()
+        if self.channel is not None:
+            with contextlib.suppress(Exception):
+                await self.channel.close()
+        await self.stage.close()
+
+    async def _retry_queue(self, delay: float) -> str:
+        """The delay queue for `delay`; one off the ladder (Retry-After) is declared on first use."""
+        name = self._retry_queues.get(delay)
+        if name is None:
+            assert self.channel is not None
+            name = await self.topology.declare_retry(self.channel, self.stage.name, delay)
+            self._retry_queues[delay] = name
+        return name
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            await self.processor(message)
+        finally:
+            self._in_flight.discard(task)

@@ -1,0 +1,190 @@
+"""One message through one stage, whatever carries it: decode, handle, publish the outputs, then settle.
+
+The promise kept here: a message is acknowledged only once its outputs are confirmed, or once a delay queue or
+the dead-letter queue holds it. A failure goes to the stage's retry ladder or, when permanent or out of tries, to
+the dead letters with the reason in its headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from framewatch.broker.dlq import ATTEMPT, DETAIL, FAILED_AT, FAILED_STAGE, REASON
+from framewatch.broker.publisher import PublishError, Publishing
+from framewatch.runtime import metrics
+from schemas.messages import CallbackReceived
+from workers.contract import LADDER, Output, Stage
+from workers.failures import Deferred, Permanent, StageFailure, Transient
+
+log = structlog.get_logger("framewatch.worker")
+
+# The delays a server's Retry-After is rounded up to: each delay is a queue, so the set must stay small whatever
+# servers answer. Past the last one, the last one.
+RETRY_AFTER_RUNGS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+def asked_delay(seconds: float) -> float:
+    return next((rung for rung in RETRY_AFTER_RUNGS if rung >= seconds), RETRY_AFTER_RUNGS[-1])
+
+
+class Received(Protocol):
+    """A message as a transport hands it over (aio-pika's incoming message is one)."""
+
+    body: bytes
+    type: str | None
+    message_id: str | None
+    content_type: str | None
+
+    @property
+    def headers(self) -> Mapping[str, Any]: ...
+
+    async def ack(self) -> None: ...
+
+    async def nack(self, requeue: bool = True) -> None: ...
+
+
+def attempt_of(message: Received) -> int:
+    value = (message.headers or {}).get(ATTEMPT, 1)
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else 1
+
+
+class Decoder:
+    """Turns a message into the model its stage declared, or refuses it as `bad_message`."""
+
+    def __init__(self, stage: Stage[Any]) -> None:
+        self.stage_name = stage.name
+        self.models: dict[str, type[BaseModel]] = {}
+        self.callback_kinds: frozenset[str] = frozenset()
+        for consumed in stage.consumes:
+            if consumed.model is CallbackReceived:
+                self.callback_kinds = self.callback_kinds | set(consumed.kinds)
+            self.models[consumed.message_type] = consumed.model
+
+    def decode(self, message: Received) -> BaseModel:
+        # Callbacks come from the ingress without an AMQP type; every pipeline message carries its model's TYPE.
+        message_type = message.type or CallbackReceived.TYPE
+        model = self.models.get(message_type)
+        if model is None:
+            raise Permanent("bad_message", f"the {self.stage_name} stage does not take {message_type!r} messages")
+        try:
+            decoded = model.model_validate_json(message.body)
+        except ValidationError as exc:
+            raise Permanent("bad_message", str(exc).splitlines()[0]) from None
+        if isinstance(decoded, CallbackReceived) and decoded.kind not in self.callback_kinds:
+            raise Permanent("bad_message", f"a {decoded.kind} callback is not for the {self.stage_name} stage")
+        return decoded
+
+
+class Processor:
+    """Runs messages through one stage and settles each: ack, delay queue, dead letters or back to the queue."""
+
+    def __init__(
+        self,
+        stage: Stage[Any],
+        publisher: Publishing,
+        dead_letters: str,
+        retry_queue: Callable[[float], Awaitable[str]],
+    ) -> None:
+        self.stage = stage
+        self.publisher = publisher
+        self.dead_letters = dead_letters  # the exchange
+        self.retry_queue = retry_queue  # the delay queue for a delay, declared on first use
+        self.decoder = Decoder(stage)
+        metrics.preset_stage(stage.name)
+
+    async def __call__(self, message: Received) -> None:
+        metrics.STAGE_IN_FLIGHT.labels(self.stage.name).inc()
+        started = time.perf_counter()
+        try:
+            with structlog.contextvars.bound_contextvars(event_id=message.message_id, stage=self.stage.name):
+                outcome = await self._process(message)
+        finally:
+            metrics.STAGE_IN_FLIGHT.labels(self.stage.name).dec()
+        metrics.STAGE_MESSAGES.labels(self.stage.name, outcome).inc()
+        metrics.STAGE_SECONDS.labels(self.stage.name).observe(time.perf_counter() - started)
+
+    async def _process(self, message: Received) -> str:
+        attempt = attempt_of(message)
+        try:
+            try:
+                outputs = await self.stage.handle(self.decoder.decode(message))
+                await asyncio.gather(*(self._publish(output) for output in outputs))
+            except (StageFailure, PublishError):
+                raise
+            except Exception as exc:  # a bug or an unforeseen error: retried like a transient one, never dropped
+                log.exception("stage_error")
+                raise Transient("unexpected_error", f"{type(exc).__name__}: {exc}") from exc
+            await message.ack()
+            return "done"
+        except Deferred as deferred:
+            await self._retry(message, deferred.delay, attempt)
+            return "deferred"
+        except Transient as failure:
+            delays = self.stage.retries.delays((message.headers or {}).get(LADDER))
+            if attempt > len(delays):
+                await self._dead_letter(message, failure, attempt)
+                return "dead"
+            delay = delays[attempt - 1]
+            if failure.retry_after and failure.retry_after > delay:
+                delay = asked_delay(failure.retry_after)
+            log.info("retry_scheduled", reason=failure.reason, detail=failure.detail, attempt=attempt, delay=delay)
+            await self._retry(message, delay, attempt + 1)
+            return "retried"
+        except Permanent as failure:
+            await self._dead_letter(message, failure, attempt)
+            return "dead"
+        except PublishError as exc:
+            # The broker would not take our output (or the retry): give the message back so it is tried again.
+            log.warning("requeue", error=str(exc))
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            return "requeued"
+
+    async def _publish(self, output: Output) -> None:
+        await self.publisher.publish(
+            output.body,
+            output.routing_key,
+            message_id=output.message_id,
+            message_type=output.message_type,
+            headers=output.headers,
+        )
+
+    async def _republish(self, message: Received, exchange: str, routing_key: str, headers: dict) -> None:
+        await self.publisher.publish(
+            message.body,
+            routing_key,
+            message_id=message.message_id or "",
+            message_type=message.type,
+            headers=headers,
+            content_type=message.content_type or "application/json",
+            exchange=exchange,
+        )
+        await message.ack()
+
+    async def _retry(self, message: Received, delay: float, attempt: int) -> None:
+        headers = dict(message.headers or {})
+        headers[ATTEMPT] = attempt
+        await self._republish(message, "", await self.retry_queue(delay), headers)
+
+    async def _dead_letter(self, message: Received, failure: StageFailure, attempt: int) -> None:
+        log.warning("dead_lettered", reason=failure.reason, detail=failure.detail, attempt=attempt)
+        metrics.DEAD_LETTERS.labels(self.stage.name, failure.reason).inc()
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                ATTEMPT: attempt,
+                REASON: failure.reason,
+                DETAIL: failure.detail[:500],
+                FAILED_STAGE: self.stage.name,
+                FAILED_AT: int(time.time()),
+            }
+        )
+        await self._republish(message, self.dead_letters, self.stage.name, headers)
