@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from framewatch.blobs import factory as blob_factory
 from framewatch.blobs.base import BlobStore
-from framewatch.broker.publisher import Publisher
+from framewatch.broker.plain import PlainPublisher
+from framewatch.broker.publisher import Publisher, Publishing
 from framewatch.broker.topology import Topology
 from framewatch.config.changes import ChangeFeed
 from framewatch.config.live import LiveConfig
@@ -61,11 +62,10 @@ class Resources:
         return self._keep("blob_store", blobs, blobs.close)
 
     @cached_property
-    def publisher(self) -> Publisher:
-        settings = self.settings
-        publisher = Publisher(
-            settings.broker.amqp_url.get_secret_value(), self.topology, settings.broker.publish_timeout
-        )
+    def publisher(self) -> Publishing:
+        broker = self.settings.broker
+        kind = PlainPublisher if broker.publisher == "aio-pika" else Publisher
+        publisher = kind(broker.amqp_url.get_secret_value(), self.topology, broker.publish_timeout)
         return self._keep("publisher", publisher, publisher.close)
 
     @cached_property

@@ -24,6 +24,9 @@ from ingest.covers import add_cover_routes
 from workers import stages
 from workers.service import Workers, build_stage
 
+# The process's resources, on the application that closes them.
+RESOURCES = web.AppKey("resources", Resources)
+
 
 def resources_for(settings: Settings) -> Resources:
     """The shared parts of a process, over the deployment's topology (each stage's queue bound to what it
@@ -39,6 +42,7 @@ def close_with(app: web.Application, resources: Resources) -> None:
         yield
         await resources.close()
 
+    app[RESOURCES] = resources
     app.cleanup_ctx.insert(0, lifecycle)
 
 

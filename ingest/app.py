@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from framewatch.broker.publisher import Publisher
+from framewatch.broker.publisher import Publishing
 from framewatch.config.live import LiveConfig
 from framewatch.dedupe.base import DedupeStore
 from framewatch.providers.base import Provider
@@ -18,7 +18,7 @@ def add_callback_routes(
     providers: Iterable[Provider],
     config: LiveConfig,
     dedupe: DedupeStore,
-    publisher: Publisher,
+    publisher: Publishing,
     *,
     body_max_bytes: int,
     body_read_timeout: float,

@@ -9,7 +9,7 @@ import time
 import structlog
 from aiohttp import web
 
-from framewatch.broker.publisher import Publisher, PublishError
+from framewatch.broker.publisher import PublishError, Publishing
 from framewatch.config.live import LiveConfig
 from framewatch.dedupe.base import Claim, DedupeStore
 from framewatch.providers import bounds
@@ -28,7 +28,7 @@ class CallbackHandler:
         provider: Provider,
         config: LiveConfig,
         dedupe: DedupeStore,
-        publisher: Publisher,
+        publisher: Publishing,
         *,
         body_max_bytes: int,
         body_read_timeout: float,

@@ -1,5 +1,7 @@
-"""The confirming publisher against the real broker: every way a publish can fail says why, in time, and the
-connection goes on (or comes back) afterwards."""
+"""The publishers against the real broker: every way a publish can fail says why, in time, and the connection goes
+on (or comes back) afterwards. The contract holds for framewatch's confirming connection and for aio-pika's own
+publisher confirms alike (PUBLISHER=aio-pika); what only the former does (refuse at once during an alarm, start over
+after nacks in a row, its heartbeat reason) is tested on it alone."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import pytest
 import structlog.testing
 
 from framewatch.broker import confirms
-from framewatch.broker.publisher import Publisher, PublishError
+from framewatch.broker.plain import PlainPublisher
+from framewatch.broker.publisher import Publisher, PublishError, Publishing
 from tests.helpers import AMQP_URL, Broker, free_port, wait_until
 from tests.rabbit import RabbitNode
 from workers import stages
@@ -25,9 +28,17 @@ from workers import stages
 HEADERS = {"provider": "tencent", "event_type": 200, "domain": "test.app", "schema_version": 1}
 
 
+KINDS = {"confirms": Publisher, "aio-pika": PlainPublisher}
+
+
+@pytest.fixture(params=list(KINDS))
+def kind(request: pytest.FixtureRequest) -> type[Publisher] | type[PlainPublisher]:
+    return KINDS[request.param]
+
+
 @pytest.fixture
-async def publisher(amqp: None, namespace: str, amqp_url: str) -> AsyncIterator[Publisher]:
-    publisher = Publisher(amqp_url, stages.topology(namespace), timeout=1.0)
+async def publisher(amqp: None, namespace: str, amqp_url: str, kind: type[Publisher]) -> AsyncIterator[Publishing]:
+    publisher = kind(amqp_url, stages.topology(namespace), timeout=1.0)
     publisher.start()
     await asyncio.wait_for(publisher.wait_declared(), 15)
     yield publisher
@@ -35,14 +46,14 @@ async def publisher(amqp: None, namespace: str, amqp_url: str) -> AsyncIterator[
 
 
 async def publish(
-    publisher: Publisher, n: int, routing_key: str = "tencent.screenshot", *, pad: int = 0, exchange: str | None = None
+    publisher: Publishing, n: int, routing_key: str = "tencent.screenshot", *, pad: int = 0, exchange: str | None = None
 ) -> None:
     body = orjson.dumps({"n": n, "pad": "x" * pad})
     await publisher.publish(body, routing_key, message_id=f"m{n}", headers=HEADERS, exchange=exchange)
 
 
 async def test_many_publishes_in_flight_all_land_in_order_with_their_properties(
-    publisher: Publisher, broker: Broker
+    publisher: Publishing, broker: Broker
 ) -> None:
     await asyncio.gather(*(publish(publisher, n) for n in range(2000)))
     messages = await broker.take("fetch")
@@ -53,14 +64,14 @@ async def test_many_publishes_in_flight_all_land_in_order_with_their_properties(
     assert abs(first.timestamp.timestamp() - time.time()) < 60
 
 
-async def test_a_body_larger_than_a_frame_arrives_whole(publisher: Publisher, broker: Broker) -> None:
+async def test_a_body_larger_than_a_frame_arrives_whole(publisher: Publishing, broker: Broker) -> None:
     await publish(publisher, 1, pad=600_000)  # the broker's frame_max is 128 KiB: the body spans five frames
     [message] = await broker.take("fetch")
     assert len(orjson.loads(message.body)["pad"]) == 600_000
 
 
 async def test_an_unroutable_message_is_refused_and_the_next_one_goes_through(
-    publisher: Publisher, broker: Broker
+    publisher: Publishing, broker: Broker
 ) -> None:
     with pytest.raises(PublishError) as refused:
         await publish(publisher, 1, routing_key="tencent.nobody-listens")
@@ -84,7 +95,7 @@ async def full_queue(namespace: str) -> AsyncIterator[str]:
             await channel.queue_delete(name)
 
 
-async def test_a_full_queue_nacks_and_says_so(publisher: Publisher, namespace: str) -> None:
+async def test_a_full_queue_nacks_and_says_so(publisher: Publishing, namespace: str) -> None:
     async with full_queue(namespace) as name:
         refusals = []
         for n in range(4):  # a quorum queue checks its limit after each enqueue: it may hold one more
@@ -96,6 +107,7 @@ async def test_a_full_queue_nacks_and_says_so(publisher: Publisher, namespace: s
         await publish(publisher, 9)  # the channel goes on
 
 
+@pytest.mark.parametrize("kind", [Publisher], indirect=False)
 async def test_nacks_in_a_row_make_the_publisher_start_over_on_a_new_connection(
     publisher: Publisher, namespace: str
 ) -> None:
@@ -116,7 +128,7 @@ async def test_nacks_in_a_row_make_the_publisher_start_over_on_a_new_connection(
 
 @pytest.mark.slow
 async def test_a_frozen_broker_fails_the_publish_within_the_timeout_and_serves_again_after(
-    own_broker: RabbitNode, publisher: Publisher, broker: Broker
+    own_broker: RabbitNode, publisher: Publishing, broker: Broker
 ) -> None:
     with own_broker.frozen():
         started = time.monotonic()
@@ -132,6 +144,7 @@ async def test_a_frozen_broker_fails_the_publish_within_the_timeout_and_serves_a
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", [Publisher], indirect=False)
 async def test_a_resource_alarm_refuses_at_once_and_lifts(
     own_broker: RabbitNode, publisher: Publisher, broker: Broker
 ) -> None:
@@ -157,7 +170,7 @@ async def test_a_resource_alarm_refuses_at_once_and_lifts(
 
 @pytest.mark.slow
 async def test_a_dropped_connection_fails_what_was_in_flight_and_comes_back(
-    own_broker: RabbitNode, publisher: Publisher, broker: Broker
+    own_broker: RabbitNode, publisher: Publishing, broker: Broker
 ) -> None:
     await publish(publisher, 1)
     first = publisher.connection
@@ -184,8 +197,10 @@ async def test_a_refused_connection_says_why(url: str, reason: str) -> None:
         await confirms.connect(url, "framewatch-test", timeout=1)
 
 
-async def test_a_publisher_without_a_broker_refuses_at_once_and_is_not_ready(namespace: str) -> None:
-    publisher = Publisher(f"amqp://guest:guest@127.0.0.1:{free_port()}/", stages.topology(namespace), timeout=1.0)
+async def test_a_publisher_without_a_broker_refuses_at_once_and_is_not_ready(
+    namespace: str, kind: type[Publisher]
+) -> None:
+    publisher = kind(f"amqp://guest:guest@127.0.0.1:{free_port()}/", stages.topology(namespace), timeout=1.0)
     publisher.start()
     try:
         await asyncio.sleep(0.3)
@@ -233,11 +248,11 @@ async def tls_broker(tmp_path: Path) -> AsyncIterator[tuple[int, str]]:
 
 
 async def test_amqps_with_the_operators_ca_publishes_and_an_unknown_ca_is_refused(
-    tls_broker: tuple[int, str], namespace: str, amqp: None, broker: Broker
+    tls_broker: tuple[int, str], namespace: str, amqp: None, broker: Broker, kind: type[Publisher]
 ) -> None:
     port, ca = tls_broker
     trusted = f"amqps://guest:guest@localhost:{port}/?cafile={ca}"
-    publisher = Publisher(trusted, stages.topology(namespace), timeout=2.0)
+    publisher = kind(trusted, stages.topology(namespace), timeout=2.0)
     publisher.start()
     try:
         # aio-pika (declaring) and the confirming connection (publishing) read the same URL and its cafile.

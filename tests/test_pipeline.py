@@ -76,15 +76,14 @@ class FakeModerationApi(LoopbackModerationApi):
         return web.json_response({"result": {"score": score, "label": "Porn" if score > 50 else "Normal"}})
 
 
+@pytest.mark.parametrize("publisher", ["confirms", "aio-pika"])
 async def test_a_screenshot_goes_through_every_stage_to_the_platform(
-    pipeline_env: dict[str, str], monkeypatch, broker: Broker, image_server: ImageServer, sink: Sink
+    pipeline_env: dict[str, str], monkeypatch, broker: Broker, image_server: ImageServer, sink: Sink, publisher: str
 ) -> None:
+    """With either publisher (PUBLISHER): the ingress's and the stages' outputs go through the one the process
+    built."""
     api = await FakeModerationApi().start()
-    settings = settings_from(
-        monkeypatch,
-        pipeline_env,
-        **api.settings(),
-    )
+    settings = settings_from(monkeypatch, pipeline_env, publisher=publisher, **api.settings())
     await apply_config(settings, pipeline_config(sink))
     bodies = [signed(screenshot(n, pic_full_url=image_server.url(f"/good/e2e{n}.jpg"))) for n in range(6)]
     try:

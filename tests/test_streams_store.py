@@ -14,7 +14,7 @@ from sqlalchemy import insert, update
 
 from framewatch.config import tables as t
 from framewatch.config.store import ConfigStore
-from framewatch.streams.store import KEEP_RECENT, PRUNE_EVERY, FrameRecord, StreamEvent, StreamStore
+from framewatch.streams.store import KEEP_RECENT, PRUNE_EVERY, FrameRecord, StreamRecord, StreamStore
 
 NOW = int(time.time())
 
@@ -105,8 +105,8 @@ async def test_a_later_provider_verdict_gives_the_cover_back_to_the_previous_saf
 
 
 async def test_stream_state_follows_begin_end_and_frames(store: StreamStore) -> None:
-    def event(live: bool, at: float, stream: str = "s1") -> StreamEvent:
-        return StreamEvent("a.example.com", stream, "live", "tencent", live, at)
+    def event(live: bool, at: float, stream: str = "s1") -> StreamRecord:
+        return StreamRecord("a.example.com", stream, "live", "tencent", live, at)
 
     await store.apply([event(True, NOW)])
     assert [row.name for row in (await store.streams(1))[1]] == ["s1"]
@@ -144,7 +144,7 @@ async def test_recent_frames_are_bounded_and_retention_removes_the_rest(store: S
     assert newest == list(range(4 * KEEP_RECENT - 1, 3 * KEEP_RECENT - 1, -1))  # the newest are all kept
     assert len(frames) <= KEEP_RECENT + 4 * PRUNE_EVERY
     assert frames[-1].capture_time == NOW and frames[-1].flagged  # the flagged one stays for review, whatever its age
-    await store.apply([StreamEvent("a.example.com", "s1", "live", "tencent", False, time.time() + 1000)])
+    await store.apply([StreamRecord("a.example.com", "s1", "live", "tencent", False, time.time() + 1000)])
     assert await store.sweep(time.time(), stream_retention=3600, review_retention=3600) == []
     keys = await store.sweep(time.time() + 7200, stream_retention=3600, review_retention=3600)
     assert sorted(keys) == ["a.example.com/s1/0-320.jpg", "a.example.com/s1/0.jpg"]
@@ -211,7 +211,7 @@ async def test_a_flagged_frame_is_never_the_cover_again_whatever_arrives_later(s
 
 async def test_a_stream_whose_end_never_comes_stops_being_live_after_the_silence(store: StreamStore) -> None:
     quiet = with_store(store, silence=1.0)
-    await quiet.apply([frame(1), StreamEvent("a.example.com", "s2", "live", "tencent", True, time.time())])
+    await quiet.apply([frame(1), StreamRecord("a.example.com", "s2", "live", "tencent", True, time.time())])
     total, _ = await quiet.streams(1)
     assert total == 2
     assert (await quiet.cover_state("a.example.com", "s1"))[1] is True
@@ -235,10 +235,10 @@ async def test_one_key_holder_cannot_grow_the_stream_tables_without_bound(store:
     assert change.refused == {"live_stream_cap": 2}
     assert (await capped.streams(1, live_only=False))[0] == 3
     assert (await capped.apply([frame(10, stream="s0")])).refused == {}  # a known stream's frames still count
-    change = await capped.apply([StreamEvent("a.example.com", "s9", "live", "tencent", True, time.time())])
+    change = await capped.apply([StreamRecord("a.example.com", "s9", "live", "tencent", True, time.time())])
     assert change.refused == {"live_stream_cap": 1}  # a begin of a new one as well
     assert (await capped.apply([frame(1, stream="s1", domain="b.example.com")])).refused == {}  # per domain
-    await capped.apply([StreamEvent("a.example.com", "s0", "live", "tencent", False, time.time() + 60)])
+    await capped.apply([StreamRecord("a.example.com", "s0", "live", "tencent", False, time.time() + 60)])
     assert (await capped.apply([frame(20, stream="s9")])).refused == {}  # an ended stream made room
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from framewatch.broker.publisher import Publisher
+from framewatch.broker.publisher import Publishing
 from framewatch.config.snapshot import Snapshot
 from schemas.messages import SCHEMA_VERSION, Webhook, routing_key
 
@@ -41,7 +41,7 @@ def decision_webhook(frame: Any, decision: str, reviewer: str, at: int, snapshot
     return Webhook(id=f"decision-{uuid.uuid4().hex}", domain=frame.domain, kind=KIND, url=url, body=body)
 
 
-async def publish(publisher: Publisher, webhook: Webhook) -> None:
+async def publish(publisher: Publishing, webhook: Webhook) -> None:
     await publisher.publish(
         webhook.model_dump_json().encode(),
         routing_key(Webhook.TYPE),

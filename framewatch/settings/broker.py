@@ -1,5 +1,7 @@
 """RabbitMQ: where it is, the deployment's namespace in it, and how long a publish may wait for its confirm."""
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from framewatch.settings.base import Group
@@ -12,3 +14,6 @@ class BrokerSettings(Group):
     namespace: str = "framewatch"
     # Bound on a publisher confirm; past it the callback is answered 503 and the provider retries.
     publish_timeout: float = Field(3.0, gt=0)
+    # `confirms`: framewatch's confirming connection (broker/confirms.py); `aio-pika`: aio-pika's own publisher
+    # confirms, the mainstream client, at about six times the CPU per publish (bench/publish.py).
+    publisher: Literal["confirms", "aio-pika"] = "confirms"

@@ -46,7 +46,7 @@ class FrameRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamEvent:
+class StreamRecord:
     """A provider's begin or end of a stream."""
 
     domain: str

@@ -22,7 +22,7 @@ from framewatch.streams.records import (
     Change,
     Cover,
     FrameRecord,
-    StreamEvent,
+    StreamRecord,
     cover_tag,
 )
 from framewatch.streams.retention import Retention
@@ -39,7 +39,7 @@ __all__ = [
     "Change",
     "Cover",
     "FrameRecord",
-    "StreamEvent",
+    "StreamRecord",
     "StreamStore",
     "cover_tag",
 ]

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from framewatch.config import tables as t
-from framewatch.streams.records import KEEP_RECENT, PRUNE_EVERY, Change, Cover, FrameRecord, StreamEvent
+from framewatch.streams.records import KEEP_RECENT, PRUNE_EVERY, Change, Cover, FrameRecord, StreamRecord
 from framewatch.streams.scope import StoreBase
 
 
@@ -132,7 +132,7 @@ def _upsert(conn: AsyncConnection, table: Any) -> Any:
 
 
 class Writes(StoreBase):
-    async def apply(self, items: Sequence[FrameRecord | StreamEvent]) -> Change:
+    async def apply(self, items: Sequence[FrameRecord | StreamRecord]) -> Change:
         """One transaction for a batch. The common case costs four statements for the whole batch: the domains'
         owners, the frames' rows, their streams' upserts (times, state and cover only move forward) and a look at the
         streams' covers. Rows are written in one order, so replicas writing together do not deadlock."""
@@ -155,7 +155,7 @@ class Writes(StoreBase):
                 insert_frames = _upsert(conn, t.frames).on_conflict_do_nothing(index_elements=["id"])
                 await conn.execute(insert_frames, [_frame_values(frame) for frame in frames])
             for item in others:
-                if isinstance(item, StreamEvent):
+                if isinstance(item, StreamRecord):
                     await self._stream_event(conn, item)
                 else:  # a provider's verdict (317): the cover is recomputed from the frames
                     await self._provider_verdict(conn, item)
@@ -186,8 +186,8 @@ class Writes(StoreBase):
         return Change(covers, refused)
 
     async def _owned(
-        self, conn: AsyncConnection, items: Sequence[FrameRecord | StreamEvent]
-    ) -> tuple[list[FrameRecord | StreamEvent], dict[str, int]]:
+        self, conn: AsyncConnection, items: Sequence[FrameRecord | StreamRecord]
+    ) -> tuple[list[FrameRecord | StreamRecord], dict[str, int]]:
         """The items that are still their domain's owner's, each with its owner named; and what was refused: items
         of a domain now unbound or bound to another account, and those that would start a live stream past the
         domain's cap."""
@@ -198,7 +198,7 @@ class Writes(StoreBase):
             query = select(t.rules.c.domain, t.rules.c.account_id).where(t.rules.c.domain.in_(chunk))
             owner_of.update({row.domain: int(row.account_id) for row in await conn.execute(query)})
         refused: dict[str, int] = {}
-        owned: list[FrameRecord | StreamEvent] = []
+        owned: list[FrameRecord | StreamRecord] = []
         for item in items:
             owner = owner_of.get(item.domain)
             if owner is None or (item.account_id is not None and item.account_id != owner):
@@ -208,8 +208,8 @@ class Writes(StoreBase):
         return await self._within_cap(conn, owned, refused), refused
 
     async def _within_cap(
-        self, conn: AsyncConnection, items: list[FrameRecord | StreamEvent], refused: dict[str, int]
-    ) -> list[FrameRecord | StreamEvent]:
+        self, conn: AsyncConnection, items: list[FrameRecord | StreamRecord], refused: dict[str, int]
+    ) -> list[FrameRecord | StreamRecord]:
         """One key holder cannot grow the stream tables without bound: a new stream of a domain that already has
         `max_live` live ones is refused, its items with it. One look at the batch's streams; counts only for
         domains that would get a new one."""
@@ -263,7 +263,7 @@ class Writes(StoreBase):
             rows.extend((await conn.execute(query)).all())
         return rows
 
-    async def _ensure_stream(self, conn: AsyncConnection, item: FrameRecord | StreamEvent) -> None:
+    async def _ensure_stream(self, conn: AsyncConnection, item: FrameRecord | StreamRecord) -> None:
         """The stream's row, made if new; a row of another account (the domain moved) starts again as this one's."""
         s = t.streams.c
         fresh = {
@@ -298,7 +298,7 @@ class Writes(StoreBase):
             )
         )
 
-    async def _stream_event(self, conn: AsyncConnection, event: StreamEvent) -> None:
+    async def _stream_event(self, conn: AsyncConnection, event: StreamRecord) -> None:
         await self._ensure_stream(conn, event)
         s = t.streams.c
         where = and_(s.domain == event.domain, s.name == event.stream)

@@ -19,7 +19,7 @@ from framewatch.blobs.base import BlobStore
 from framewatch.config.store import ConfigStore
 from framewatch.runtime import metrics
 from framewatch.settings.streams import StreamsSettings
-from framewatch.streams.store import Change, FrameRecord, StreamEvent, StreamStore
+from framewatch.streams.store import Change, FrameRecord, StreamRecord, StreamStore
 from schemas.messages import CallbackReceived, FrameModerated
 from workers.contract import Consumption, Output, Retries, Stage
 from workers.failures import Permanent, Transient
@@ -60,7 +60,7 @@ class StreamsStage(Stage[FrameModerated | CallbackReceived]):
         self.config_store = config_store  # the process's engine: waited for at start, not closed here
         self.store = store
         self.blobs = blobs
-        self.writer: BatchWriter[FrameRecord | StreamEvent] = BatchWriter(
+        self.writer: BatchWriter[FrameRecord | StreamRecord] = BatchWriter(
             self._write, BATCH_ITEMS, BATCH_WAIT, store_away
         )
         self._sweeper: asyncio.Task[None] | None = None
@@ -96,7 +96,7 @@ class StreamsStage(Stage[FrameModerated | CallbackReceived]):
                 self._moderated_at.pop(item.id, None)
         return []
 
-    def _item(self, message: FrameModerated | CallbackReceived) -> FrameRecord | StreamEvent | None:
+    def _item(self, message: FrameModerated | CallbackReceived) -> FrameRecord | StreamRecord | None:
         if isinstance(message, FrameModerated):
             record = frame_record(message)
             if record is not None and message.moderated_at is not None:
@@ -105,7 +105,7 @@ class StreamsStage(Stage[FrameModerated | CallbackReceived]):
         callback = message
         if callback.stream is None:
             raise Permanent("bad_message", f"a {callback.kind} callback without a stream is not for this stage")
-        return StreamEvent(
+        return StreamRecord(
             callback.domain,
             callback.stream.name,
             callback.stream.app,
@@ -115,7 +115,7 @@ class StreamsStage(Stage[FrameModerated | CallbackReceived]):
             account_id=callback.account_id,
         )
 
-    async def _write(self, items: list[FrameRecord | StreamEvent]) -> None:
+    async def _write(self, items: list[FrameRecord | StreamRecord]) -> None:
         change = await self.store.apply(items)
         for reason, count in change.refused.items():
             metrics.STREAMS_REFUSED.labels(reason).inc(count)
