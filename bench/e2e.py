@@ -43,6 +43,7 @@ from _pipeline import reset
 
 sys.path.insert(0, str(ROOT))
 from tests.rabbit import RabbitNode
+from workers import stages
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 KEY = "benchKey123"
@@ -207,8 +208,8 @@ def main() -> int:
     else:
         simulate += ["--drain-timeout", "120"]
     try:
-        stages = ("fetch", "moderate", "deliver", *(() if args.no_streams_stage else ("streams",)))
-        for name in ("ingest", *stages):
+        names = ("fetch", "moderate", "deliver", *(() if args.no_streams_stage else ("streams",)))
+        for name in ("ingest", *names):
             fleet.start(name)
         for n in range(1, args.moderate_processes):
             fleet.start(f"moderate#{n}")
@@ -222,7 +223,7 @@ def main() -> int:
         out, _ = sim.communicate()
         report = orjson.loads(out.splitlines()[-1])
         broker_cpu = cpu_seconds(broker) - broker_cpu if broker else 0.0
-        covers = fleet.metrics("streams") if "streams" in stages else ""
+        covers = fleet.metrics("streams") if "streams" in names else ""
     finally:
         fleet.stop()
         asyncio.run(reset(amqp, stages.topology(namespace)))
