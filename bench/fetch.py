@@ -22,11 +22,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import orjson
 from _harness import REFERENCES, ROOT, peak_rss_mb, wait_port
 from _pipeline import depth, publish, reset
 
+from framewatch.providers.base import RawRequest
+from framewatch.providers.tencent.provider import TencentProvider
 from schemas.messages import CallbackReceived
 from workers import stages
+
+TENCENT = TencentProvider()
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench-fetch"
@@ -41,10 +46,9 @@ def screenshots(count: int) -> Iterator[CallbackReceived]:
             "channel_id": f"s{n % 50}", "create_time": now + n, "file_size": 72000, "width": 1280, "height": 720,
             "pic_url": f"/frame/{n}.jpg", "pic_full_url": f"http://127.0.0.1:{IMAGE_PORT}/frame/{n}.jpg",
         }  # fmt: skip
-        yield CallbackReceived(
-            id=f"bench{n:08d}", provider="tencent", domain="bench.app", kind="screenshot", event_type=200,
-            received_at=time.time(), event=event,
-        )  # fmt: skip
+        # What the ingress makes of it: the Tencent package's neutral message.
+        raw = RawRequest("POST", "bench.app", {}, {}, "application/json", orjson.dumps(event), "bench.app")
+        yield TENCENT.message(TENCENT.parse(raw), time.time())
 
 
 def reference_ceiling() -> float:
