@@ -126,11 +126,13 @@ async def test_refused_callbacks_are_retried_then_reported(against_run: Simulato
 
 async def test_alibaba_every_accepted_event_is_delivered_once(against_run: Simulator) -> None:
     status, report = await against_run.run(
-        *("--provider", "alibaba", "--streams", "4", "--interval", "0.5", "--duration", "2"), domain="ali.example.com"
+        *("--provider", "alibaba", "--streams", "4", "--interval", "0.5", "--duration", "2", "--moderation-every", "2"),
+        domain="ali.example.com",
     )
     assert status == 0, report
-    # 4 streams x 4 recording callbacks (POST), and a publish and publish_done each (GET).
-    assert report["sent"] == 4 * 4 + 8 and report["screenshots"] == 0
+    # 4 streams x 4 recording callbacks (POST), a review result per 2 of them (POST), and a publish and
+    # publish_done each (GET).
+    assert report["sent"] == 4 * 4 + 4 * 2 + 8 and report["screenshots"] == 0
     assert report["accepted"] == report["sent"] == report["delivered"]
     assert (report["lost"], report["gave_up"], report["bad_signatures"], report["duplicates"]) == (0, 0, 0, 0)
 

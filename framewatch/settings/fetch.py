@@ -32,7 +32,8 @@ class ThumbnailSettings(Group):
 class FetchSettings(Group):
     model_config = group("FETCH_")
 
-    allowed_hosts: CommaList = ["*.myqcloud.com"]
+    # The clouds' own storage: Tencent COS (*.myqcloud.com) and Alibaba OSS (*.aliyuncs.com).
+    allowed_hosts: CommaList = ["*.myqcloud.com", "*.aliyuncs.com"]
     allow_private: bool = False
     concurrency: int = Field(32, gt=0)
     max_bytes: int = Field(10 * 1024 * 1024, gt=0)

@@ -18,6 +18,8 @@ def event_key(body: dict[str, Any]) -> str | None:
         return f"{body['action']}:{body.get('usrargs')}"
     if "uri" in body:  # and its recordings
         return f"record:{body['uri']}"
+    if "OssObject" in body:  # and its automated review's results, one per saved frame
+        return f"moderation:{body['OssObject']}"
     kind = str(body.get("event_type"))
     if kind == "200":
         return f"200:{body.get('pic_url')}"

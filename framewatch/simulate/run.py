@@ -175,7 +175,12 @@ class Simulation:
             delivered=delivered,
             lost=sum(1 for event in accepted if event.key not in arrived),
             lost_by_event_type=dict(
-                Counter(str(event.body["event_type"]) for event in accepted if event.key not in arrived)
+                # The cloud's own event type where it has one (Tencent's), else what the event's key starts with.
+                Counter(
+                    str(event.body.get("event_type", event.key.split(":", 1)[0]))
+                    for event in accepted
+                    if event.key not in arrived
+                )
             ),
             duplicates=self.platform.duplicates,
             duplicates_with_another_webhook_id=self.platform.mismatched_ids,

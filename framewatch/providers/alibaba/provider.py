@@ -5,9 +5,10 @@ signed in two headers: `ALI-LIVE-TIMESTAMP` (Unix seconds) and `ALI-LIVE-SIGNATU
 md5(`{domain}|{timestamp}|{key}`), where `{domain}` is the ingest domain for publish callbacks and the host of the
 callback URL for every POSTed one.
 
-Snapshot callbacks are POSTed too, but their body's field list is not in the public documents reachable here:
-a signed POST this package does not recognise is accepted as kind "other" (kept and counted, never lost) rather
-than read by guessed field names.
+The automated review's results (`DomainName`, `StreamName`, the frame in OSS, `Result[]`) are provider verdicts,
+kind "image_moderation", read by moderation.py. Snapshot callbacks are POSTed too, but their body's field list is
+not in the public documents reachable here: a signed POST this package does not recognise is accepted as kind
+"other" (kept and counted, never lost) rather than read by guessed field names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 from yarl import URL
 
 from framewatch.config.snapshot import Template
+from framewatch.providers.alibaba import moderation
 from framewatch.providers.base import Incoming, Provider, RawRequest, json_object
 from framewatch.providers.refusals import Reason, Refused
 from framewatch.settings import Settings
@@ -114,6 +116,8 @@ class AlibabaProvider(Provider):
         if request.content_type not in _JSON_TYPES and not request.content_type.endswith("+json"):
             raise Refused(Reason.UnsupportedMediaType, f"expected application/json, got {request.content_type!r}")
         body = json_object(request.body)
+        if moderation.is_moderation(body):
+            return self._moderation(request, body)
         domain = _text(body, "domain")
         assert domain is not None
         app_name = _text(body, "app", required=False) or ""
@@ -143,6 +147,27 @@ class AlibabaProvider(Provider):
             body=body,
             natural_key=natural_key,
             stream=stream,
+            auth=self._callback_hosts(request.host),
+        )
+
+    def _moderation(self, request: RawRequest, body: dict[str, Any]) -> Incoming:
+        """A review result: the judged frame and the cloud's verdict on it, signed like every POSTed callback."""
+        domain = _text(body, "DomainName")
+        stream_name = _text(body, "StreamName")
+        app_name = _text(body, "AppName", required=False) or ""
+        assert domain is not None and stream_name is not None
+        shot = moderation.screenshot(body, _text)
+        return Incoming(
+            domain=domain.strip().lower(),
+            app_name=app_name,
+            kind="image_moderation",
+            event_type=moderation.EVENT_TYPE,
+            body=body,
+            # One result per saved frame: its retries carry the same object.
+            natural_key=("moderation", app_name, stream_name, str(body["OssObject"])),
+            stream=Stream(app=app_name, name=stream_name),
+            screenshot=shot,
+            verdict=moderation.verdict(body),
             auth=self._callback_hosts(request.host),
         )
 

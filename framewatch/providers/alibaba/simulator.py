@@ -18,9 +18,10 @@ ALIBABA_RETRIES, ALIBABA_RETRY_INTERVAL = 5, 1.0
 
 @dataclass
 class AlibabaSimulator(SimulatedCloud):
-    """ApsaraVideo Live: publish and publish_done as GET with query parameters, recordings as POST JSON, each
-    signed in ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE. Its snapshot callback's fields are not documented where
-    framewatch could read them, so a stream's periodic event here is a recording file, not a screenshot."""
+    """ApsaraVideo Live: publish and publish_done as GET with query parameters, recordings and the automated
+    review's results as POST JSON, each signed in ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE. Its snapshot
+    callback's fields are not documented where framewatch could read them, so a stream's periodic event here is a
+    recording file, not a screenshot."""
 
     timeout = 5.0  # no answer within 5 s is a failure
 
@@ -54,7 +55,26 @@ class AlibabaSimulator(SimulatedCloud):
         return self._event(f"record:{body['uri']}", body, screenshot=False)
 
     def moderation(self, stream: str, frame: Event) -> Event | None:
-        return None  # the cloud's own moderation reports go to its own console, not to these callbacks
+        """The cloud's automated review flagging a frame it saved to OSS (§3: format V2)."""
+        saved = int(time.time() * 1000)
+        body = {
+            "DomainName": self.options.domain,
+            "AppName": "live",
+            "StreamName": stream,
+            "OssEndpoint": "oss-cn-hangzhou.aliyuncs.com",
+            "OssBucket": "sim-review",
+            "OssObject": f"live/{stream}/{saved}-{next(self._sequence)}.jpg",
+            "Result": [
+                {
+                    "BizType": self.options.domain,
+                    "Result": [
+                        {"Label": "porn", "Rate": 96.5, "Suggestion": "block", "Scene": "porn", "Extent": {}},
+                        {"Label": "normal", "Rate": 99.1, "Suggestion": "pass", "Scene": "ad", "Extent": {}},
+                    ],
+                }
+            ],
+        }
+        return self._event(f"moderation:{body['OssObject']}", body, screenshot=False)
 
     def retry_policy(self, event: Event) -> tuple[int, float]:
         return ALIBABA_RETRIES, ALIBABA_RETRY_INTERVAL
