@@ -126,7 +126,7 @@ class FrameModerated(BaseModel):
     """The moderation stage's output, what the delivery stage sends on.
 
     Either a stored frame with the verdict of a backend (None when moderation is off or `none`: unreviewed),
-    or a provider moderation callback with the verdict it carried.
+    or a provider moderation callback with the verdict it carried, and the judged frame when it was stored.
     """
 
     TYPE: ClassVar[str] = "moderated"
@@ -141,7 +141,7 @@ class FrameModerated(BaseModel):
 
     @property
     def kind(self) -> Kind:
-        return "screenshot" if self.frame is not None else "image_moderation"
+        return "image_moderation" if self.callback is not None else "screenshot"
 
 
 class Webhook(BaseModel):

@@ -166,6 +166,7 @@ async def test_a_frame_never_stored_here_is_shown_as_text_never_a_redirect(confi
             suggestion="Block",
             label="Porn",
             source="tencent",
+            provider_verdict=True,
         )
         await StreamStore(store.engine).apply([verdict])
     finally:

@@ -19,6 +19,7 @@ from tests.conftest import apply_config, serve_workers, settings_from
 from tests.helpers import AMQP_URL, Broker, free_port, queue_callbacks, sample, wait_until
 from tests.sink import Sink
 from workers import stages
+from workers.stages import DECLARED
 
 
 class Relay:
@@ -141,3 +142,23 @@ async def test_stage_queues_are_made_with_three_replicas_and_older_queues_keep_w
     arguments = {queue["name"]: {k: v for k, _, v in queue["arguments"]} for queue in orjson.loads(listed)}
     assert arguments[topology.queue("fetch")]["x-quorum-initial-group-size"] == INITIAL_GROUP_SIZE
     assert "x-quorum-initial-group-size" not in arguments[legacy]
+
+
+async def test_a_binding_an_earlier_release_made_is_removed_and_what_it_queued_still_passes(broker: Broker) -> None:
+    """Provider verdicts went to the moderate stage before the fetch stage stored their frames: an upgraded
+    deployment routes them like a new one (to fetch only), and the moderate stage still passes on one queued
+    before the upgrade instead of dead-lettering it."""
+    topology = stages.topology(broker.namespace)
+    assert topology.retired == {"moderate": ("*.image_moderation",)}
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        events = await channel.declare_exchange(topology.events, aio_pika.ExchangeType.TOPIC, durable=True)
+        old = await topology.declare_stage_queue(channel, "moderate")
+        await old.bind(events, routing_key="*.image_moderation")  # what the earlier release bound
+        await topology.declare(channel)
+        await events.publish(aio_pika.Message(b"{}", delivery_mode=2), routing_key="tencent.image_moderation")
+        await wait_until(lambda: broker.at_least("fetch", 1), timeout=5)
+    assert await broker.count("moderate") == 0
+    moderate = DECLARED["moderate"]
+    assert any(consumed.kinds == ("image_moderation",) and not consumed.routed for consumed in moderate)

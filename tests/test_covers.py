@@ -129,13 +129,20 @@ async def test_covers_never_show_a_flagged_frame_and_never_go_back_in_time(
                 "streamId": "s1",
                 "channelId": "s1",
                 "screenshotTime": T0 + 2,
-                "img": "http://img.myqcloud.com/porn/s1-2.jpg",
+                "img": image_server.url("/good/s1-2.jpg"),  # the frame it judged, fetched and thumbnailed again
             }
         )
         assert (await post(s, ingress.callbacks, verdict))[0] == 200
         started = time.monotonic()
         await wait_until(lambda: covers.shows("s1", "s1-1.jpg"), timeout=5, interval=0.02)
         assert time.monotonic() - started < 1.0
+        await wait_until(lambda: len(sink.deliveries["/moderation"]) == 1, timeout=10)
+        [forwarded] = sink.deliveries["/moderation"]
+        assert forwarded.body["framewatch"]["verdict"]["source"] == "tencent"
+        assert [(t["width"], t["height"]) for t in forwarded.body["framewatch"]["thumbnails"]] == [
+            (320, 180),
+            (160, 90),
+        ]
 
         # The stream ends: it leaves the list; its cover stays served until the stream is forgotten.
         end = signed({**sample("stream_end"), "app": "test.app", "stream_id": "s1", "channel_id": "s1"})

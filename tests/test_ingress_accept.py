@@ -15,7 +15,7 @@ from tests.helpers import KEY, post, sample, screenshot, signed
 # sample -> the stage queue it must reach
 ROUTES = {
     "screenshot": "fetch",
-    "moderation": "moderate",
+    "moderation": "fetch",  # the judged frame is stored, the verdict handed on
     "stream_begin": "deliver",
     "stream_end": "deliver",
     "recording": "deliver",

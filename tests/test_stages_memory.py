@@ -30,6 +30,8 @@ from workers import stages
 from workers.memory import MemoryBroker
 from workers.service import build_stage
 
+T0 = int(time.time()) - 60  # a capture time the ingress finds plausible
+
 
 def accepted(body: dict[str, Any], domain: str = "test.app") -> tuple[bytes, str, str, dict[str, Any]]:
     """A Tencent callback as the ingress publishes it: body, routing key, event id, headers."""
@@ -103,6 +105,44 @@ async def test_screenshots_go_fetch_moderate_deliver_and_fan_out_to_the_streams_
     assert all(m.type == "moderated" for m in queued)
     for stage in ("fetch", "moderate", "deliver"):
         assert line.broker.dead_letters(stage) == []
+
+
+async def test_a_provider_verdict_has_its_frame_stored_when_it_downloads_and_goes_on_without_it_otherwise(
+    pipeline: Any, image_server: ImageServer, sink: Sink, tmp_path: Path
+) -> None:
+    """A 317 goes to the fetch stage: the judged frame is stored and thumbnailed once, the verdict goes straight to
+    delivery (never moderated again); a frame that does not download costs one try and delays nothing."""
+    line = pipeline()
+    await line.configure(pipeline_config(sink), tmp_path)
+    line.run("fetch", "deliver")
+    judged = {**sample("moderation"), "app": "test.app", "streamId": "s1", "channelId": "s1"}
+    stored = await publish(line.broker, {**judged, "img": image_server.url("/good/j1.jpg"), "screenshotTime": T0})
+    missing = await publish(
+        line.broker, {**judged, "img": image_server.url("/missing/j2.jpg"), "screenshotTime": T0 + 1}
+    )
+    await line.broker.drain()
+    forwarded = {d.headers["webhook-id"]: d.body["framewatch"] for d in sink.deliveries["/moderation"]}
+    assert set(forwarded) == {stored, missing}
+    assert [(t["width"], t["height"]) for t in forwarded[stored]["thumbnails"]] == [(320, 180), (160, 90)]
+    assert forwarded[stored]["verdict"]["source"] == "tencent" and "image" not in forwarded[missing]
+    violations = {d.body["framewatch"]["event_id"]: d.body["framewatch"] for d in sink.deliveries["/violations"]}
+    assert violations[stored]["thumbnails"] and "thumbnails" not in violations[missing]
+    assert (image_server.hits["good/j1.jpg"], image_server.hits["missing/j2.jpg"]) == (1, 1)
+    assert line.broker.queued("moderate") == [] and line.broker.dead_letters("fetch") == []
+    assert sorted(orjson.loads(m.body)["id"] for m in line.broker.queued("streams")) == sorted([stored, missing])
+
+
+async def test_a_verdict_an_earlier_release_queued_for_moderation_is_passed_on(
+    pipeline: Any, sink: Sink, tmp_path: Path
+) -> None:
+    line = pipeline()
+    await line.configure(pipeline_config(sink), tmp_path)
+    line.run("moderate", "deliver")
+    body, _, event_id, headers = accepted({**sample("moderation"), "app": "test.app"})
+    line.broker.put("moderate", body, message_id=event_id, headers=headers)
+    await line.broker.drain()
+    assert [d.headers["webhook-id"] for d in sink.deliveries["/moderation"]] == [event_id]
+    assert line.broker.dead_letters("moderate") == []
 
 
 async def test_what_a_stage_did_not_declare_is_refused_by_the_transport_as_bad_message(

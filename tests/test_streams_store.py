@@ -61,7 +61,17 @@ def frame(
 
 def provider_verdict(n: int, suggestion: str = "Block", **extra: object) -> FrameRecord:
     return frame(
-        n, suggestion, id=f"317-{n}", image_key=None, image_content_type=None, blob_keys=(), source="tencent", **extra
+        n,
+        suggestion,
+        **{
+            "id": f"317-{n}",
+            "image_key": None,
+            "image_content_type": None,
+            "blob_keys": (),
+            "source": "tencent",
+            "provider_verdict": True,
+            **extra,
+        },
     )
 
 
@@ -102,6 +112,22 @@ async def test_a_later_provider_verdict_gives_the_cover_back_to_the_previous_saf
     await store.apply([provider_verdict(20, source_url="https://cos.example.com/porn/20.jpg")])
     unseen = (await store.flagged(1))[0]
     assert (unseen.id, unseen.image_key, unseen.source_url) == ("317-20", None, "https://cos.example.com/porn/20.jpg")
+
+
+async def test_a_verdict_whose_frame_was_fetched_is_reviewable_with_it_and_never_a_cover(store: StreamStore) -> None:
+    """The fetch stage stores the frame a provider judged: the verdict's row has an image, and still is a verdict."""
+    await store.apply([frame(1)])
+    judged = {"image_key": "a.example.com/s1/5-320.jpg", "image_content_type": "image/jpeg"}
+    await store.apply([provider_verdict(5, **judged, blob_keys=("a.example.com/s1/5.jpg", judged["image_key"]))])
+    assert await cover_of(store) == 1  # newer, with an image, flagged: never the cover
+    [waiting] = await store.flagged(1)
+    assert (waiting.id, waiting.image_key) == ("317-5", "a.example.com/s1/5-320.jpg")
+    # The screenshot of that frame comes after its verdict, judged safe by the pipeline: it takes the verdict over.
+    await store.apply([frame(5)])
+    assert await cover_of(store) == 1
+    assert [(row.id, row.suggestion, row.source) for row in await store.flagged(1)] == [
+        ("a.example.com-s1-5", "Block", "tencent")
+    ]
 
 
 async def test_stream_state_follows_begin_end_and_frames(store: StreamStore) -> None:

@@ -33,6 +33,9 @@ class Consumes:
 
     model: type[BaseModel]
     kinds: tuple[str, ...] = ()  # CallbackReceived only: the callback kinds (routed `<provider>.<kind>`)
+    # False: no longer routed to the stage (its binding is removed at declare), still taken when found queued,
+    # so that an upgrade drains what the old routing left in the queue.
+    routed: bool = True
 
     def __post_init__(self) -> None:
         if (self.model is CallbackReceived) != bool(self.kinds):
@@ -43,6 +46,12 @@ class Consumes:
         return str(self.model.TYPE)  # type: ignore[attr-defined]
 
     def bindings(self) -> tuple[str, ...]:
+        return self.keys() if self.routed else ()
+
+    def retired(self) -> tuple[str, ...]:
+        return () if self.routed else self.keys()
+
+    def keys(self) -> tuple[str, ...]:
         if self.model is CallbackReceived:
             return tuple(f"*.{kind}" for kind in self.kinds)
         return (routing_key(self.message_type),)

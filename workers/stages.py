@@ -15,6 +15,13 @@ BINDINGS = {
     name: tuple(key for consumed in declared for key in consumed.bindings()) for name, declared in DECLARED.items()
 }
 
+# Routing keys a stage no longer takes: unbound at declare, so an upgraded deployment routes like a new one.
+RETIRED = {
+    name: keys
+    for name, declared in DECLARED.items()
+    if (keys := tuple(key for consumed in declared for key in consumed.retired()))
+}
+
 
 def topology(namespace: str) -> Topology:
-    return Topology(namespace, BINDINGS)
+    return Topology(namespace, BINDINGS, RETIRED)

@@ -27,6 +27,8 @@ class Topology:
 
     namespace: str = "framewatch"
     bindings: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
+    # Keys a stage's queue was bound to by an earlier release: removed at declare (unbinding is idempotent).
+    retired: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -75,6 +77,8 @@ class Topology:
             queue = await self.declare_stage_queue(channel, stage)
             for key in keys:
                 await queue.bind(events, routing_key=key)
+            for key in self.retired.get(stage, ()):
+                await queue.unbind(events, routing_key=key)
             dead_queue = await channel.declare_queue(
                 self.dead_queue(stage), durable=True, arguments={"x-queue-type": "quorum"}
             )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -156,6 +157,9 @@ frames = Table(
     Column("capture_time", BigInteger, nullable=False),
     Column("source_url", Text, nullable=False),
     Column("image_key", Text, nullable=True),  # the largest thumbnail; None: only the provider's URL is known
+    # A provider's verdict on a frame no screenshot of the pipeline has brought (yet): never a cover, and the
+    # frame's own screenshot, when it comes, takes the verdict over.
+    Column("provider_verdict", Boolean, nullable=False, default=False, server_default=false()),
     Column("image_content_type", String(64), nullable=True),
     Column("blob_keys", Text, nullable=False, default="[]"),  # JSON: every blob of the frame, removed with it
     Column("suggestion", String(16), nullable=True),  # None: not moderated

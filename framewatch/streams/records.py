@@ -29,7 +29,7 @@ class FrameRecord:
     provider: str
     capture_time: int
     source_url: str
-    image_key: str | None  # the largest thumbnail; None for a provider's verdict on a frame not stored here
+    image_key: str | None  # the largest thumbnail; None for a provider's verdict whose frame was not stored
     image_content_type: str | None
     blob_keys: tuple[str, ...]
     suggestion: str | None  # None: not moderated (moderation off for the domain, or sampled out)
@@ -39,6 +39,7 @@ class FrameRecord:
     source: str = ""
     received_at: float = field(default_factory=time.time)
     account_id: int | None = None  # whose it is; None: the domain's owner when written
+    provider_verdict: bool = False  # the provider's own verdict (a 317, an Alibaba result), not a screenshot
 
     @property
     def flagged(self) -> bool:

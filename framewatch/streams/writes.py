@@ -139,11 +139,11 @@ class Writes(StoreBase):
         async with self.engine.begin() as conn:
             owned, refused = await self._owned(conn, items)
             frames = sorted(
-                (item for item in owned if isinstance(item, FrameRecord) and item.image_key is not None),
+                (item for item in owned if isinstance(item, FrameRecord) and not item.provider_verdict),
                 key=lambda frame: (frame.domain, frame.stream, frame.capture_time, frame.id),
             )
             others = sorted(
-                (item for item in owned if not (isinstance(item, FrameRecord) and item.image_key is not None)),
+                (item for item in owned if not (isinstance(item, FrameRecord) and not item.provider_verdict)),
                 key=lambda item: (item.domain, item.stream),
             )
             by_stream: dict[tuple[str, str], list[FrameRecord]] = {}
@@ -325,7 +325,7 @@ class Writes(StoreBase):
                     f.domain == frame.domain,
                     f.stream == frame.stream,
                     f.account_id == frame.account_id,
-                    f.image_key.is_(None),
+                    f.provider_verdict.is_(True),
                     or_(f.source_url == frame.source_url, f.capture_time == frame.capture_time),
                 )
             )
@@ -356,7 +356,7 @@ class Writes(StoreBase):
             f.domain == verdict.domain,
             f.stream == verdict.stream,
             f.account_id == verdict.account_id,
-            f.image_key.is_not(None),
+            f.provider_verdict.is_(False),
             or_(f.source_url == verdict.source_url, f.capture_time == verdict.capture_time),
         )
         if not verdict.flagged:
@@ -400,6 +400,7 @@ class Writes(StoreBase):
                     f.account_id == account_id,
                     f.flagged.is_(False),
                     f.image_key.is_not(None),
+                    f.provider_verdict.is_(False),
                 )
                 .order_by(f.capture_time.desc(), f.id.desc())
                 .limit(1)
@@ -464,4 +465,5 @@ def _frame_values(frame: FrameRecord) -> dict[str, Any]:
         "source": frame.source[:64],
         "flagged": frame.flagged,
         "received_at": frame.received_at,
+        "provider_verdict": frame.provider_verdict,
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 from framewatch.config.snapshot import Snapshot
 from framewatch.providers import registry
-from schemas.messages import CallbackReceived, FrameModerated, StoredImage, Verdict, Webhook
+from schemas.messages import CallbackReceived, FrameModerated, FrameStored, StoredImage, Verdict, Webhook
 from workers.failures import Permanent
 
 # Which template URL receives each event kind (the clouds' *NotifyUrl names). Kinds without one are not forwarded.
@@ -60,7 +60,21 @@ def for_moderated(moderated: FrameModerated, snapshot: Snapshot) -> list[Webhook
     """A moderated frame (to the snapshot URL) or a provider verdict (to the moderation URL), and any violation."""
     webhooks = []
     verdict = moderated.verdict
-    if moderated.frame is not None:
+    if moderated.callback is not None:
+        callback = moderated.callback
+        url = _template_url(snapshot, moderated.domain, "porn_censorship_notify_url")
+        if url:
+            body = {
+                **callback.event,
+                "framewatch": {
+                    "event_id": callback.id,
+                    "provider": callback.provider,
+                    "verdict": _verdict(verdict),
+                    **_images(moderated.frame),
+                },
+            }
+            webhooks.append(Webhook(id=moderated.id, domain=moderated.domain, kind=callback.kind, url=url, body=body))
+    elif moderated.frame is not None:
         frame = moderated.frame
         url = _template_url(snapshot, moderated.domain, "snapshot_notify_url")
         if url:
@@ -69,22 +83,12 @@ def for_moderated(moderated: FrameModerated, snapshot: Snapshot) -> list[Webhook
                 "framewatch": {
                     "event_id": frame.id,
                     "provider": frame.provider,
-                    "image": _image(frame.original),
-                    "thumbnails": [_image(thumb) for thumb in frame.thumbnails],
+                    **_images(frame),
                     "sha256": frame.sha256,
                     "verdict": _verdict(verdict),
                 },
             }
             webhooks.append(Webhook(id=moderated.id, domain=moderated.domain, kind="screenshot", url=url, body=body))
-    elif moderated.callback is not None:
-        callback = moderated.callback
-        url = _template_url(snapshot, moderated.domain, "porn_censorship_notify_url")
-        if url:
-            body = {
-                **callback.event,
-                "framewatch": {"event_id": callback.id, "provider": callback.provider, "verdict": _verdict(verdict)},
-            }
-            webhooks.append(Webhook(id=moderated.id, domain=moderated.domain, kind=callback.kind, url=url, body=body))
     if verdict is not None and verdict.suggestion in ("Review", "Block"):
         detect_url = snapshot.detect_notify.get(moderated.domain)
         if detect_url:
@@ -100,13 +104,25 @@ def for_moderated(moderated: FrameModerated, snapshot: Snapshot) -> list[Webhook
     return webhooks
 
 
+def _images(frame: FrameStored | None) -> dict[str, Any]:
+    """The judged frame as framewatch stored it, when it could be downloaded."""
+    if frame is None:
+        return {}
+    return {"image": _image(frame.original), "thumbnails": [_image(thumb) for thumb in frame.thumbnails]}
+
+
 def violation(moderated: FrameModerated, verdict: Verdict) -> dict[str, Any]:
     """The violation report in the format of the provider that sent the frame, whoever found the violation."""
     if moderated.callback is not None:  # the provider's own report: passed on as it came
         callback = moderated.callback
         return {
             **callback.event,
-            "framewatch": {"event_id": moderated.id, "provider": callback.provider, "source": verdict.source},
+            "framewatch": {
+                "event_id": moderated.id,
+                "provider": callback.provider,
+                "source": verdict.source,
+                **_images(moderated.frame),
+            },
         }
     assert moderated.frame is not None
     frame = moderated.frame

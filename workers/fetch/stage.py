@@ -17,7 +17,7 @@ from framewatch.runtime.times import plausible
 from framewatch.settings.fetch import FetchSettings
 from schemas.messages import CallbackReceived, FrameModerated, FrameStored, Screenshot, StoredImage
 from workers.contract import Consumption, Output, Retries, Stage
-from workers.failures import Permanent, Transient
+from workers.failures import Permanent, StageFailure, Transient
 from workers.fetch import CONSUMES, NAME, images
 from workers.fetch.download import download
 
@@ -66,15 +66,56 @@ class FetchStage(Stage[CallbackReceived]):
         self.large_pool.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, callback: CallbackReceived) -> list[Output]:
+        if callback.kind == "image_moderation":
+            return [await self._judged(callback)]
         shot, stream = callback.screenshot, callback.stream
         if shot is None or stream is None:
             raise Permanent("bad_message", f"a {callback.kind} callback carries no screenshot to fetch")
+        stored = await self._store(callback, shot, await self._download(shot), stream.name)
+        if self.unmoderated:  # straight to delivery, unreviewed
+            unmoderated = FrameModerated(id=stored.id, domain=stored.domain, frame=stored, moderated_at=time.time())
+            return [Output.of(unmoderated, "screenshot")]
+        return [Output.of(stored, "screenshot")]
+
+    async def _judged(self, callback: CallbackReceived) -> Output:
+        """A provider's verdict: the frame it judged is stored when it downloads on the first try (for the review
+        console and the webhooks); the verdict goes on either way, straight past moderation, and is never late for
+        a frame the provider keeps private or has already deleted."""
+        verdict, shot, stream = callback.verdict, callback.screenshot, callback.stream
+        if verdict is None:
+            raise Permanent("bad_message", f"a {callback.kind} callback carries no verdict")
+        stored = None
+        if shot is not None and stream is not None:
+            try:
+                data = await self._download(shot)
+                stored = await self._store(callback, shot, data, stream.name)
+            except Transient as failure:
+                if failure.reason == "storage_error":  # ours, not the frame's: retried like a screenshot
+                    raise
+                log.info("judged_frame_not_fetched", event_id=callback.id, reason=failure.reason)
+            except StageFailure as failure:  # not allowed, too large, not an image: the verdict stands alone
+                log.info("judged_frame_not_fetched", event_id=callback.id, reason=failure.reason)
+        metrics.VERDICTS.labels(verdict.source, verdict.suggestion).inc()
+        moderated = FrameModerated(
+            id=callback.id,
+            domain=callback.domain,
+            callback=callback,
+            frame=stored,
+            verdict=verdict,
+            moderated_at=time.time(),
+        )
+        return Output.of(moderated, moderated.kind)
+
+    async def _download(self, shot: Screenshot) -> bytes:
         options = self.options
         if shot.file_size is not None and shot.file_size > options.max_bytes:
             raise Permanent("too_large", f"file_size {shot.file_size} > {options.max_bytes}")
-
         data = await download(self.client, shot.image_url, options.max_bytes)
         metrics.FRAME_BYTES.inc(len(data))
+        return data
+
+    async def _store(self, callback: CallbackReceived, shot: Screenshot, data: bytes, stream: str) -> FrameStored:
+        options = self.options
         thumbnails = options.thumbnails
         args = (data, self.boxes, options.max_pixels, thumbnails.format)
         quality = thumbnails.quality
@@ -89,7 +130,7 @@ class FetchStage(Stage[CallbackReceived]):
         self._note_mismatches(shot, len(data), frame)
 
         try:
-            base = blob_key(callback.domain, stream.name, shot.capture_time, frame.sha256)
+            base = blob_key(callback.domain, stream, shot.capture_time, frame.sha256)
         except (OverflowError, OSError, ValueError) as exc:  # a time no date has: will never work
             raise Permanent("bad_message", f"capture_time {shot.capture_time}: {exc}") from None
         _, thumb_type, extension = images.ENCODERS[thumbnails.format]
@@ -108,7 +149,7 @@ class FetchStage(Stage[CallbackReceived]):
             id=callback.id,
             provider=callback.provider,
             domain=callback.domain,
-            stream_id=stream.name,
+            stream_id=stream,
             capture_time=shot.capture_time,
             source_url=shot.image_url,
             sha256=frame.sha256,
@@ -129,10 +170,7 @@ class FetchStage(Stage[CallbackReceived]):
             callback=callback,
         )
         log.debug("frame_stored", key=original_key)
-        if self.unmoderated:  # straight to delivery, unreviewed
-            unmoderated = FrameModerated(id=stored.id, domain=stored.domain, frame=stored, moderated_at=time.time())
-            return [Output.of(unmoderated, "screenshot")]
-        return [Output.of(stored, "screenshot")]
+        return stored
 
     def _note_mismatches(self, shot: Screenshot, size: int, frame: images.Frame) -> None:
         """The callback's announced size and dimensions are hints: a difference is worth a count, not a refusal."""

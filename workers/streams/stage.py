@@ -170,12 +170,19 @@ def frame_record(moderated: FrameModerated) -> FrameRecord | None:
         "score": verdict.score if verdict else 0,
         "source": verdict.source if verdict else "",
     }
-    if moderated.frame is not None:
-        frame = moderated.frame
+    frame = moderated.frame
+    largest = (
+        max(frame.thumbnails, key=lambda image: image.width * image.height, default=frame.original) if frame else None
+    )
+    stored = {
+        "image_key": largest.key if largest else None,
+        "image_content_type": largest.content_type if largest else None,
+        "blob_keys": (frame.original.key, *(image.key for image in frame.thumbnails)) if frame else (),
+    }
+    if moderated.callback is None and frame is not None:
         callback = frame.callback
         if callback.stream is None:
             return None
-        largest = max(frame.thumbnails, key=lambda image: image.width * image.height, default=frame.original)
         return FrameRecord(
             id=frame.id,
             domain=frame.domain,
@@ -184,13 +191,12 @@ def frame_record(moderated: FrameModerated) -> FrameRecord | None:
             provider=frame.provider,
             capture_time=frame.capture_time,
             source_url=frame.source_url,
-            image_key=largest.key,
-            image_content_type=largest.content_type,
-            blob_keys=(frame.original.key, *(image.key for image in frame.thumbnails)),
             received_at=callback.received_at,
             account_id=callback.account_id,
+            **stored,
             **judged,
         )
+    # A provider's verdict, with the judged frame when the fetch stage could store it.
     callback = moderated.callback
     if callback is None or callback.stream is None:
         return None
@@ -203,10 +209,9 @@ def frame_record(moderated: FrameModerated) -> FrameRecord | None:
         provider=callback.provider,
         capture_time=shot.capture_time if shot else int(callback.received_at),
         source_url=shot.image_url if shot else "",
-        image_key=None,
-        image_content_type=None,
-        blob_keys=(),
         received_at=callback.received_at,
         account_id=callback.account_id,
+        provider_verdict=True,
+        **stored,
         **judged,
     )
