@@ -155,6 +155,7 @@ class Webhook(BaseModel):
     kind: str  # what it forwards: the event kind, or "violation"
     url: str
     body: dict[str, Any]
+    received_at: float | None = None  # Unix seconds: when the ingress accepted the callback it comes from
 
 
 # The routing key of each pipeline message on the events exchange (callbacks use `<provider>.<kind>`).

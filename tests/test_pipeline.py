@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from svix.webhooks import Webhook as SvixWebhook
@@ -111,6 +112,12 @@ async def test_a_screenshot_goes_through_every_stage_to_the_platform(
     assert violation["streamId"] == "your_streamid" and violation["app"] == "test.app"
     assert violation["framewatch"]["source"] == "http/127.0.0.1" and violation["framewatch"]["thumbnails"]
     assert sink.bad_signatures == 0
+    # What the dashboard shows of it: callback to webhook, each stage's queue wait, the broker's counts.
+    sample = REGISTRY.get_sample_value
+    assert sample("framewatch_end_to_end_seconds_count", {"kind": "screenshot"}) >= 6
+    assert all(sample("framewatch_stage_queue_wait_seconds_count", {"stage": stage}) >= 6 for stage in stages)
+    assert all(sample("framewatch_queue_consumers", {"stage": stage}) >= 1 for stage in stages)
+    assert sample("framewatch_dead_letter_messages", {"stage": "deliver"}) == 0
 
 
 async def test_stream_events_are_forwarded_as_received(
@@ -206,12 +213,14 @@ async def test_a_moderation_api_down_pauses_consumption_and_loses_nothing(
             await queue_callbacks(broker.namespace, events)
             moderate = next(r for r in workers.consumers if r.stage.name == "moderate")
             await wait_until(lambda: not moderate.consuming, timeout=10)  # the breaker opened
+            assert REGISTRY.get_sample_value("framewatch_moderation_breaker_open", {"backend": "http"}) == 1
             calls_while_down = api.calls
             await asyncio.sleep(0.3)
             assert api.calls == calls_while_down  # paused: no calls burnt while open
             api.up = True
             await wait_until(lambda: len(sink.deliveries["/snapshot"]) == 8, timeout=30)
             assert moderate.consuming
+            assert REGISTRY.get_sample_value("framewatch_moderation_breaker_open", {"backend": "http"}) == 0
     finally:
         await api.stop()
     assert all(d.body["framewatch"]["verdict"] for d in sink.deliveries["/snapshot"])

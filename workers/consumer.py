@@ -12,10 +12,15 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from framewatch.broker.publisher import Publishing
 from framewatch.broker.topology import Topology
+from framewatch.runtime import metrics
 from workers.contract import Stage
 from workers.processing import Processor
 
 log = structlog.get_logger("framewatch.worker")
+
+# How often each worker reads its stage's queue depth, consumers and dead letters from the broker (for /metrics):
+# one passive declare of two queues, cheap for the broker at any fleet size a scrape interval would justify.
+QUEUE_POLL = 10.0
 
 
 class StageConsumer:
@@ -33,6 +38,7 @@ class StageConsumer:
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._retry_queues: dict[float, str] = {}
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def consuming(self) -> bool:
@@ -41,6 +47,7 @@ class StageConsumer:
     async def start(self) -> None:
         await self.stage.start(self)
         await self.attach(self.connection)
+        self._watch = asyncio.create_task(self._watch_queues(), name=f"{self.stage.name}-queue-watch")
         log.info("stage_started", stage=self.stage.name, concurrency=self.stage.concurrency)
 
     async def attach(self, connection: AbstractRobustConnection) -> None:
@@ -72,6 +79,8 @@ class StageConsumer:
 
     async def stop(self, timeout: float) -> None:
         """Graceful drain: take nothing new, let what is in hand finish, then close."""
+        if self._watch is not None:
+            self._watch.cancel()
         with contextlib.suppress(Exception):
             await self.pause()
         if self._in_flight:
@@ -82,6 +91,26 @@ class StageConsumer:
             with contextlib.suppress(Exception):
                 await self.channel.close()
         await self.stage.close()
+
+    async def _watch_queues(self, every: float = QUEUE_POLL) -> None:
+        """The stage queue's depth and consumers and its dead letters, as the broker counts them."""
+        stage = self.stage.name
+        while True:
+            try:
+                channel = await self.connection.channel()
+                async with channel:
+                    while True:
+                        queue = await channel.declare_queue(self.topology.queue(stage), passive=True)
+                        dead = await channel.declare_queue(self.topology.dead_queue(stage), passive=True)
+                        metrics.QUEUE_MESSAGES.labels(stage).set(queue.declaration_result.message_count or 0)
+                        metrics.QUEUE_CONSUMERS.labels(stage).set(queue.declaration_result.consumer_count or 0)
+                        metrics.DEAD_LETTER_MESSAGES.labels(stage).set(dead.declaration_result.message_count or 0)
+                        await asyncio.sleep(every)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker is away: the gauges keep their last reading, the probes say why
+                log.debug("queue_watch_failed", error=str(exc))
+                await asyncio.sleep(every)
 
     async def _retry_queue(self, delay: float) -> str:
         """The delay queue for `delay`; one off the ladder (Retry-After) is declared on first use."""

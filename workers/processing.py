@@ -100,6 +100,9 @@ class Processor:
         metrics.preset_stage(stage.name)
 
     async def __call__(self, message: Received) -> None:
+        published = getattr(message, "timestamp", None)  # aio-pika's: whole seconds, set by our publishers
+        if published is not None:
+            metrics.STAGE_QUEUE_WAIT.labels(self.stage.name).observe(max(0.0, time.time() - published.timestamp()))
         metrics.STAGE_IN_FLIGHT.labels(self.stage.name).inc()
         started = time.perf_counter()
         try:

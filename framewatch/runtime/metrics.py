@@ -41,6 +41,29 @@ STAGE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 STAGE_IN_FLIGHT = Gauge("framewatch_stage_in_flight", "Messages a stage holds right now.", ["stage"])
+STAGE_QUEUE_WAIT = Histogram(
+    "framewatch_stage_queue_wait_seconds",
+    "From a message's publish (or its retry's) to a worker of the stage taking it: how far the queue is behind.",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
+)
+# Read from the broker by every worker for its own stage (every QUEUE_POLL seconds): take max by (stage).
+QUEUE_MESSAGES = Gauge("framewatch_queue_messages", "Messages ready in the stage's queue.", ["stage"])
+QUEUE_CONSUMERS = Gauge("framewatch_queue_consumers", "Consumers on the stage's queue, fleet-wide.", ["stage"])
+DEAD_LETTER_MESSAGES = Gauge(
+    "framewatch_dead_letter_messages", "Messages waiting in the stage's dead-letter queue.", ["stage"]
+)
+BREAKER_OPEN = Gauge(
+    "framewatch_moderation_breaker_open",
+    "1 while the moderation backend's circuit breaker is open and the stage takes nothing.",
+    ["backend"],
+)
+END_TO_END = Histogram(
+    "framewatch_end_to_end_seconds",
+    "From the ingress accepting a callback to the receiver's 2xx for its webhook, by webhook kind.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
 DEAD_LETTERS = Counter(
     "framewatch_dead_letters_total", "Messages dead-lettered, by stage and reason.", ["stage", "reason"]
 )
@@ -102,6 +125,7 @@ def preset_stage(stage: str) -> None:
         STAGE_MESSAGES.labels(stage, outcome)
     STAGE_IN_FLIGHT.labels(stage)
     STAGE_SECONDS.labels(stage)
+    STAGE_QUEUE_WAIT.labels(stage)
 
 
 preset()

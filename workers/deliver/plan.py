@@ -56,6 +56,14 @@ def for_callback(callback: CallbackReceived, snapshot: Snapshot) -> list[Webhook
     return [Webhook(id=callback.id, domain=callback.domain, kind=callback.kind, url=url, body=body)]
 
 
+def received_at(message: FrameModerated | CallbackReceived) -> float | None:
+    """When the ingress accepted the callback a message comes from (the end-to-end latency starts there)."""
+    if isinstance(message, CallbackReceived):
+        return message.received_at
+    origin = message.callback or (message.frame.callback if message.frame else None)
+    return origin.received_at if origin else None
+
+
 def for_moderated(moderated: FrameModerated, snapshot: Snapshot) -> list[Webhook]:
     """A moderated frame (to the snapshot URL) or a provider verdict (to the moderation URL), and any violation."""
     webhooks = []

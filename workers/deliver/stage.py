@@ -82,6 +82,10 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
             webhooks = plan.for_moderated(message, self.config.snapshot)
         else:
             webhooks = plan.for_callback(message, self.config.snapshot)
+        if not isinstance(message, Webhook):
+            received_at = plan.received_at(message)
+            for webhook in webhooks:
+                webhook.received_at = received_at
         if not webhooks:
             metrics.DELIVERIES.labels("none", "no_url").inc()
             return []
@@ -137,6 +141,8 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
             metrics.DELIVERIES.labels(webhook.kind, f"http_{status // 100}xx").inc()
             raise Transient(f"http_{status}", loggable(webhook.url), retry_after(response))
         metrics.DELIVERIES.labels(webhook.kind, "delivered").inc()
+        if webhook.received_at is not None:
+            metrics.END_TO_END.labels(webhook.kind).observe(max(0.0, time.time() - webhook.received_at))
         log.debug("delivered", url=loggable(webhook.url), kind=webhook.kind, status=status)
 
     def _pool(self, receiver: str) -> str:

@@ -43,12 +43,14 @@ class CircuitBreaker:
         pause: Callable[[], Awaitable[None]],
         resume: Callable[[], Awaitable[None]],
         max_cooldown: float = 300.0,
+        on_change: Callable[[bool], None] = lambda is_open: None,
     ) -> None:
         self.threshold = threshold
         self.base_cooldown = cooldown
         self.cooldown = cooldown
         self.max_cooldown = max_cooldown
         self._pause, self._resume = pause, resume
+        self._on_change = on_change  # told each time it opens (True) or lets a trial through (False)
         self.failures = 0
         self.open = False
         self._timer: asyncio.Task[None] | None = None
@@ -61,6 +63,7 @@ class CircuitBreaker:
         self.failures += 1
         if self.failures >= self.threshold and not self.open:
             self.open = True
+            self._on_change(True)
             await self._pause()
             self._timer = asyncio.create_task(self._half_open(), name="breaker-cooldown")
 
@@ -69,6 +72,7 @@ class CircuitBreaker:
         self.cooldown = min(self.cooldown * 2, self.max_cooldown)
         self.failures = self.threshold - 1  # one more failure opens it again
         self.open = False
+        self._on_change(False)
         await self._resume()
 
     def close(self) -> None:

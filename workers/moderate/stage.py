@@ -34,7 +34,11 @@ class ModerateStage(Stage[FrameStored | CallbackReceived]):
             timeout=options.timeout,
             bucket=TokenBucket(rate) if rate else None,
             breaker=CircuitBreaker(
-                options.breaker_failures, options.breaker_cooldown, pause=self._pause, resume=self._resume
+                options.breaker_failures,
+                options.breaker_cooldown,
+                pause=self._pause,
+                resume=self._resume,
+                on_change=metrics.BREAKER_OPEN.labels(backend.name).set,
             ),
         )
 
