@@ -142,7 +142,7 @@ async def test_a_provider_violation_reaches_the_detect_url_within_a_second(
     settings = settings_from(monkeypatch, pipeline_env)
     await apply_config(settings, pipeline_config(sink))
     body = signed(sample("moderation"))
-    async with serve_ingress(settings) as ingress, serve_workers(settings, ["moderate", "deliver"]):
+    async with serve_ingress(settings) as ingress, serve_workers(settings, ["fetch", "deliver"]):
         async with aiohttp.ClientSession() as session:
             started = time.monotonic()
             assert (await post(session, ingress.callbacks, body))[0] == 200
