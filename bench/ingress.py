@@ -4,7 +4,10 @@
 Each server is pinned to core 0 and wrk (post_unique.lua: every request a distinct signed screenshot event) to
 core 1, one after the other; prints both rates, both p99s and the ratios. Needs RabbitMQ and wrk.
 
-    .venv/bin/python bench/ingress.py [--seconds 8] [--connections 64] [--rounds 1] [--redis [URL]]
+    .venv/bin/python bench/ingress.py [--seconds 8] [--connections 64] [--rounds 1] [--redis [URL]] [--tracing]
+
+`--tracing` adds framewatch with OpenTelemetry on, exporting every callback's span by OTLP/HTTP to a collector on
+loopback (bench/collector.py, on wrk's core): the cost of tracing against the same run's figure with it off.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import aio_pika
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import REFERENCES, ROOT, Server, require, wait_port, wrk
+from _harness import REFERENCES, ROOT, Server, pinned, require, wait_port, wrk
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench"
@@ -103,6 +106,9 @@ def main() -> None:
         action="store_true",
         help="also run framewatch against a Redis of its own that is frozen (SIGSTOP) for the whole run",
     )
+    parser.add_argument(
+        "--tracing", action="store_true", help="also run framewatch exporting its spans to a collector on loopback"
+    )
     args = parser.parse_args()
     require("wrk", "apt-get install wrk")
     script = REFERENCES / "post_unique.lua"
@@ -132,6 +138,17 @@ def main() -> None:
     if args.redis:
         redis_env = {**env, "FRAMEWATCH_REDIS_URL": args.redis}
         candidates["framewatch+redis"] = ([*framewatch, "ingest"], 8091, "/callbacks/tencent", redis_env)
+    collector_port = free_port()
+    if args.tracing:
+        tracing_env = {**env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{collector_port}/v1/traces"}
+        candidates["framewatch+tracing"] = ([*framewatch, "ingest"], 8091, "/callbacks/tencent", tracing_env)
+        # What a fleet at this rate runs: the standard sampler variables keep 1 trace in 100.
+        sampled_env = {
+            **tracing_env,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.01",
+        }
+        candidates["framewatch+tracing-1%"] = ([*framewatch, "ingest"], 8091, "/callbacks/tencent", sampled_env)
     frozen_port = 0
     if args.redis_frozen:
         frozen_port = free_port()
@@ -155,6 +172,14 @@ def main() -> None:
                 wait_port(frozen_port)
             elif "FRAMEWATCH_REDIS_URL" in extra:
                 forget_dedupe_keys(extra["FRAMEWATCH_REDIS_URL"])
+            collector = None
+            if name.startswith("framewatch+tracing"):
+                collector = subprocess.Popen(
+                    pinned(1, [sys.executable, str(ROOT / "bench" / "collector.py"), str(collector_port)]),
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                wait_port(collector_port)
             server = Server(argv, port, {**extra, "AMQP_URL": AMQP}, cwd=ROOT)
             time.sleep(1.5)  # let the broker connection and topology come up
             if frozen is not None:
@@ -164,6 +189,10 @@ def main() -> None:
             results[name].append(result)
             repeats = duplicates(ADMIN_PORT) if name.startswith("framewatch") else 0
             server.stop()
+            exported = ""
+            if collector is not None:
+                collector.terminate()
+                exported = f", {collector.communicate(timeout=20)[0].split()[-1]} spans exported"
             if frozen is not None:
                 frozen.send_signal(signal.SIGCONT)
                 frozen.terminate()
@@ -175,7 +204,7 @@ def main() -> None:
             shortfall += max(0, answered - repeats - stored)
             repeated += repeats
             line = f"{name:16s} {result.rate:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
-            print(f"{line}  {answered} answered 200 ({repeats} as repeats), {stored} queued")
+            print(f"{line}  {answered} answered 200 ({repeats} as repeats), {stored} queued{exported}")
     asyncio.run(drop_queues(queues))
     if args.redis:
         forget_dedupe_keys(args.redis)
@@ -195,6 +224,11 @@ def main() -> None:
                 f"ratio ({name} / naive): rate {ours.rate / naive.rate:.2f}x, p99 {ours.p99_ms / naive.p99_ms:.2f}x "
                 f"(target: rate >= 1.2x, p99 <= 1.0x)"
             )
+    if args.tracing:
+        off = best("framewatch")
+        for name in ("framewatch+tracing", "framewatch+tracing-1%"):
+            on = best(name)
+            print(f"{name} / framewatch: rate {on.rate / off.rate:.2f}x, p99 {on.p99_ms / off.p99_ms:.2f}x")
     if shortfall:
         print(f"FAILURE: {shortfall} callbacks answered 200 are not in the queue")
         sys.exit(1)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from framewatch import __version__
 from framewatch.providers.registry import PROVIDERS
-from framewatch.runtime import logs
+from framewatch.runtime import logs, tracing
 from framewatch.settings import Settings, get_settings
 from workers.stages import NAMES as STAGE_NAMES
 
@@ -23,6 +23,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.runtime.serve import serve
     from framewatch.wiring import ingest_listeners
 
+    tracing.configure("ingest")  # before the wiring: the handlers it builds are picked with tracing on or off
+
     serve(ingest_listeners(settings, args.port, args.admin_port), "ingest", settings.shutdown_timeout)
     return 0
 
@@ -31,6 +33,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.runtime.serve import serve
     from framewatch.wiring import run_listeners
 
+    tracing.configure("run")
+
     serve(run_listeners(settings, args.port, args.admin_port), "run", settings.shutdown_timeout)
     return 0
 
@@ -38,6 +42,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from framewatch.runtime.serve import serve
     from framewatch.wiring import worker_listeners
+
+    tracing.configure("worker")
 
     names = list(STAGE_NAMES) if "all" in args.stages else list(dict.fromkeys(args.stages))
     serve(worker_listeners(settings, names, args.port), "worker:" + ",".join(names), settings.shutdown_timeout)

@@ -15,7 +15,7 @@ from framewatch.dedupe.base import Claim, DedupeStore
 from framewatch.providers import bounds
 from framewatch.providers.base import Provider, RawRequest
 from framewatch.providers.refusals import Reason, Refused
-from framewatch.runtime import metrics
+from framewatch.runtime import metrics, tracing
 from ingest.refusals import refusal_response
 
 log = structlog.get_logger("framewatch.ingest")
@@ -49,7 +49,23 @@ class CallbackHandler:
     def add_routes(self, app: web.Application) -> None:
         # Every method: a method the cloud never uses gets the contract's JSON refusal, not aiohttp's text.
         for path in self.provider.paths:
-            app.router.add_route("*", path, self.handle)
+            app.router.add_route("*", path, self._traced if tracing.enabled() else self.handle)
+
+    async def _traced(self, request: web.Request) -> web.Response:
+        # The frame's trace starts here; the queued message carries its traceparent to the stages.
+        with tracing.span(
+            f"callback {self.provider.name}",
+            "server",
+            # No parent from the request: a caller on the internet does not choose our traces.
+            **{
+                "http.request.method": request.method,
+                "url.path": request.path,
+                "framewatch.provider": self.provider.name,
+            },
+        ) as span:
+            response = await self.handle(request)
+            span.set_attribute("http.response.status_code", response.status)
+            return response
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -64,6 +80,7 @@ class CallbackHandler:
                 peer=request.remote,
                 domain=request.match_info.get("domain"),
             )
+            tracing.current().set_error(refused.reason.name)
             return refusal_response(refused)
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -79,6 +96,16 @@ class CallbackHandler:
         self.provider.verify(incoming, raw, binding.template, now)
 
         message = self.provider.message(incoming, now, binding.template.account_id)
+        headers = message.headers()
+        if tracing.enabled():
+            tracing.current().set_attributes(
+                {
+                    "framewatch.event_id": message.id,
+                    "framewatch.kind": message.kind,
+                    "framewatch.domain": message.domain,
+                }
+            )
+            tracing.inject(headers)
         # The window never fails a callback: a shared one that does not answer falls back on its own (Breaker).
         claim = await self.dedupe.claim(message.id)
         if claim is Claim.DONE:
@@ -89,7 +116,7 @@ class CallbackHandler:
                 message.model_dump_json().encode(),
                 message.routing_key,
                 message_id=message.id,
-                headers=message.headers(),
+                headers=headers,
             )
         except PublishError as exc:
             await self.dedupe.release(message.id)  # the retry must go through

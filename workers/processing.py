@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from framewatch.broker.dlq import ATTEMPT, DETAIL, FAILED_AT, FAILED_STAGE, REASON
 from framewatch.broker.publisher import PublishError, Publishing
-from framewatch.runtime import metrics
+from framewatch.runtime import metrics, tracing
 from schemas.messages import CallbackReceived
 from workers.contract import LADDER, Output, Stage
 from workers.failures import Deferred, Permanent, StageFailure, Transient
@@ -107,11 +107,34 @@ class Processor:
         started = time.perf_counter()
         try:
             with structlog.contextvars.bound_contextvars(event_id=message.message_id, stage=self.stage.name):
-                outcome = await self._process(message)
+                if tracing.enabled():
+                    outcome = await self._traced(message)
+                else:
+                    outcome = await self._process(message)
         finally:
             metrics.STAGE_IN_FLIGHT.labels(self.stage.name).dec()
         metrics.STAGE_MESSAGES.labels(self.stage.name, outcome).inc()
         metrics.STAGE_SECONDS.labels(self.stage.name).observe(time.perf_counter() - started)
+
+    async def _traced(self, message: Received) -> str:
+        # A child of the span that published the message: the frame's trace goes on through this stage.
+        with tracing.span(
+            f"{self.stage.name} {message.type or CallbackReceived.TYPE}",
+            "consumer",
+            message.headers or {},
+            **{
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.message.id": message.message_id,
+                "framewatch.stage": self.stage.name,
+                "framewatch.attempt": attempt_of(message),
+            },
+        ) as span:
+            outcome = await self._process(message)
+            span.set_attribute("framewatch.outcome", outcome)
+            if outcome == "dead":
+                span.set_error("dead-lettered")
+            return outcome
 
     async def _process(self, message: Received) -> str:
         attempt = attempt_of(message)
@@ -157,7 +180,7 @@ class Processor:
             output.routing_key,
             message_id=output.message_id,
             message_type=output.message_type,
-            headers=output.headers,
+            headers=tracing.inject(output.headers),
         )
 
     async def _republish(self, message: Received, exchange: str, routing_key: str, headers: dict) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from framewatch.runtime import tracing
+
 log = structlog.get_logger("framewatch")
 
 
@@ -51,8 +53,11 @@ def serve(listeners: list[Listener], name: str, shutdown_timeout: float) -> None
     """Start every listener in order, and on SIGTERM or SIGINT drain them in reverse order: the first one's
     application owns what the others share (store, publisher, workers), so it closes last."""
     tune_gc()
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(_serve(listeners, name, shutdown_timeout))
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(_serve(listeners, name, shutdown_timeout))
+    finally:
+        tracing.shutdown()  # the spans still buffered are exported before the process goes (cli.py starts it)
     log.info("stopped", service=name)
 
 

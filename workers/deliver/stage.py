@@ -20,7 +20,8 @@ import structlog
 from yarl import URL
 
 from framewatch.config.live import LiveConfig
-from framewatch.runtime import metrics
+from framewatch.config.snapshot import Template
+from framewatch.runtime import metrics, tracing
 from framewatch.runtime.http import GuardedClient, UnsafeDestination, loggable, retry_after
 from framewatch.settings.delivery import DeliverySettings
 from schemas.messages import CallbackReceived, FrameModerated, Webhook
@@ -114,13 +115,10 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
             self._account_pools[(account, pool)] += 1
         started = time.perf_counter()
         try:
-            now = int(time.time())
-            body = signing.signed_body(webhook.body, binding.template.key, now)
-            headers = signing.headers(binding.template.valid_webhook_secrets(now), webhook.id, now, body)
-            async with self.client.request("POST", webhook.url, data=body, headers=headers) as response:
-                # A few KiB at most, whatever the receiver sends: its answer body is no reason to spend memory.
-                await response.content.read(ANSWER_READ_LIMIT)
-                status = response.status
+            if tracing.enabled():
+                status, answer = await self._traced_post(webhook, binding.template)
+            else:
+                status, answer = await self._post(webhook, binding.template)
         except UnsafeDestination as exc:
             metrics.DELIVERIES.labels(webhook.kind, "refused").inc()
             raise Permanent(exc.reason, exc.detail) from None
@@ -139,11 +137,41 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
         metrics.DELIVERY_SECONDS.observe(time.perf_counter() - started)
         if not 200 <= status < 300:
             metrics.DELIVERIES.labels(webhook.kind, f"http_{status // 100}xx").inc()
-            raise Transient(f"http_{status}", loggable(webhook.url), retry_after(response))
+            raise Transient(f"http_{status}", loggable(webhook.url), retry_after(answer))
         metrics.DELIVERIES.labels(webhook.kind, "delivered").inc()
         if webhook.received_at is not None:
             metrics.END_TO_END.labels(webhook.kind).observe(max(0.0, time.time() - webhook.received_at))
         log.debug("delivered", url=loggable(webhook.url), kind=webhook.kind, status=status)
+
+    async def _post(self, webhook: Webhook, template: Template) -> tuple[int, aiohttp.ClientResponse]:
+        now = int(time.time())
+        body = signing.signed_body(webhook.body, template.key, now)
+        headers = tracing.inject(signing.headers(template.valid_webhook_secrets(now), webhook.id, now, body))
+        async with self.client.request("POST", webhook.url, data=body, headers=headers) as response:
+            # A few KiB at most, whatever the receiver sends: its answer body is no reason to spend memory.
+            await response.content.read(ANSWER_READ_LIMIT)
+            return response.status, response
+
+    async def _traced_post(self, webhook: Webhook, template: Template) -> tuple[int, aiohttp.ClientResponse]:
+        # The receiver gets this span's traceparent: its own trace of the webhook joins the frame's.
+        parsed = URL(webhook.url)
+        with tracing.span(
+            f"POST {webhook.kind}",
+            "client",
+            **{
+                "http.request.method": "POST",
+                "server.address": parsed.host,
+                "server.port": parsed.port,
+                "url.full": loggable(webhook.url),
+                "framewatch.webhook_id": webhook.id,
+                "framewatch.webhook_kind": webhook.kind,
+            },
+        ) as span:
+            status, response = await self._post(webhook, template)
+            span.set_attribute("http.response.status_code", status)
+            if not 200 <= status < 300:
+                span.set_error(f"http_{status}")
+            return status, response
 
     def _pool(self, receiver: str) -> str:
         """ "fast" (answers lately in under SLOW_RECEIVER), "slow", or "new" (never timed)."""
