@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run simulate test lint bench-ingress bench-e2e clean
+.PHONY: install run simulate test lint bench-ingress bench-e2e bench-pipeline clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ simulate: install  ## play the provider and the platform against `make run` for 
 
 bench-e2e: install  ## the simulator against the fleet, one process per stage (needs RabbitMQ)
 	$(BIN)/python bench/e2e.py
+
+bench-pipeline: install  ## CPU per screenshot: framewatch vs the same job written with Celery (needs RabbitMQ)
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(BIN)/python bench/pipeline.py
 
 test: install  ## the whole suite against the real RabbitMQ, Redis and PostgreSQL
 	$(BIN)/ruff check framewatch ingest workers schemas tests bench
