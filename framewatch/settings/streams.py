@@ -9,6 +9,9 @@ class StreamsSettings(Group):
     # These variables predate the group and keep their names: each field names its own.
     concurrency: int = Field(256, gt=0, validation_alias="FRAMEWATCH_STREAMS_CONCURRENCY")
     retry_delays: Delays = Field([1, 5, 30, 120, 600], validation_alias="FRAMEWATCH_STREAMS_RETRY_DELAYS")
+    # How long a batch's first frame waits for others before the one transaction that writes them: the covers'
+    # latency is bounded by it plus one commit; the store's cost per frame falls as batches fill.
+    batch_wait: float = Field(0.1, ge=0, le=5, validation_alias="FRAMEWATCH_STREAMS_BATCH_WAIT")
     # How long an ended stream is remembered, and how long flagged frames and reviewers' decisions are kept (then
     # removed with their blobs).
     stream_retention: float = Field(24 * 3600, gt=0, validation_alias="FRAMEWATCH_STREAM_RETENTION")

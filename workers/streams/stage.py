@@ -28,8 +28,6 @@ from workers.streams.writer import BatchWriter
 
 log = structlog.get_logger("framewatch.streams")
 
-# How long a batch's first message waits for others: the covers' latency is bounded by it plus one commit.
-BATCH_WAIT = 0.02
 BATCH_ITEMS = 200
 SWEEP_INTERVAL = 60.0
 
@@ -61,7 +59,7 @@ class StreamsStage(Stage[FrameModerated | CallbackReceived]):
         self.store = store
         self.blobs = blobs
         self.writer: BatchWriter[FrameRecord | StreamRecord] = BatchWriter(
-            self._write, BATCH_ITEMS, BATCH_WAIT, store_away
+            self._write, BATCH_ITEMS, options.batch_wait, store_away
         )
         self._sweeper: asyncio.Task[None] | None = None
         self._moderated_at: dict[str, float] = {}  # frames in the writer's hands: when their verdict was known
