@@ -132,6 +132,8 @@ def main() -> None:
         capture_output=True,
     )
     candidates = {
+        # The HTTP ceiling: aiohttp parsing the JSON and answering, nothing checked or queued.
+        "bare": ([sys.executable, str(REFERENCES / "limits_ingress.py"), "bare", "8092"], 8092, "/callback", {}),
         "naive": ([sys.executable, str(REFERENCES / "limits_ingress.py"), "naive", "8092"], 8092, "/callback", {}),
         "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
     }
@@ -154,7 +156,7 @@ def main() -> None:
         frozen_port = free_port()
         frozen_env = {**env, "FRAMEWATCH_REDIS_URL": f"redis://127.0.0.1:{frozen_port}/0"}
         candidates["framewatch+frozen-redis"] = ([*framewatch, "ingest"], 8091, "/callbacks/tencent", frozen_env)
-    queue_of = {name: f"{NAMESPACE}.fetch" for name in candidates} | {"naive": "limits.naive"}
+    queue_of = {name: f"{NAMESPACE}.fetch" for name in candidates} | {"naive": "limits.naive", "bare": ""}
     results: dict[str, list] = {name: [] for name in candidates}
     shortfall = repeated = 0
     stages = ("fetch", "moderate", "deliver")
@@ -200,7 +202,7 @@ def main() -> None:
             # Every 200 must be a message in the queue, but for repeats of an event already queued (more is possible:
             # wrk drops the answers still in flight when it stops).
             answered = warm.requests - warm.errors + result.requests - result.errors
-            stored = asyncio.run(queued(queue_of[name]))
+            stored = asyncio.run(queued(queue_of[name])) if queue_of[name] else answered  # bare queues nothing
             shortfall += max(0, answered - repeats - stored)
             repeated += repeats
             line = f"{name:16s} {result.rate:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
@@ -218,12 +220,14 @@ def main() -> None:
         r = best(name)
         print(f"{name:24s} {r.rate:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d}")
     for name in candidates:
-        if name != "naive":
+        if name not in ("naive", "bare"):
             ours = best(name)
             print(
                 f"ratio ({name} / naive): rate {ours.rate / naive.rate:.2f}x, p99 {ours.p99_ms / naive.p99_ms:.2f}x "
                 f"(target: rate >= 1.2x, p99 <= 1.0x)"
             )
+    bare = best("bare")
+    print(f"ratio (framewatch / bare aiohttp): rate {best('framewatch').rate / bare.rate:.2f}x (target: >= 0.5x)")
     if args.tracing:
         off = best("framewatch")
         for name in ("framewatch+tracing", "framewatch+tracing-1%"):
