@@ -89,6 +89,7 @@ async def test_a_screenshot_goes_through_every_stage_to_the_platform(
     bodies = [signed(screenshot(n, pic_full_url=image_server.url(f"/good/e2e{n}.jpg"))) for n in range(6)]
     try:
         stages = ["fetch", "moderate", "deliver"]
+        queued, handed = ["fetch", "moderate"], ["deliver"]
         async with serve_ingress(settings) as ingress, serve_workers(settings, stages), aiohttp.ClientSession() as s:
             for body in bodies:
                 assert (await post(s, ingress.callbacks, body))[0] == 200
@@ -112,10 +113,12 @@ async def test_a_screenshot_goes_through_every_stage_to_the_platform(
     assert violation["streamId"] == "your_streamid" and violation["app"] == "test.app"
     assert violation["framewatch"]["source"] == "http/127.0.0.1" and violation["framewatch"]["thumbnails"]
     assert sink.bad_signatures == 0
-    # What the dashboard shows of it: callback to webhook, each stage's queue wait, the broker's counts.
+    # What the dashboard shows of it: callback to webhook, each stage's queue wait, the broker's counts. The
+    # moderated frames were handed to deliver and streams in-process: they waited in no queue.
     sample = REGISTRY.get_sample_value
     assert sample("framewatch_end_to_end_seconds_count", {"kind": "screenshot"}) >= 6
-    assert all(sample("framewatch_stage_queue_wait_seconds_count", {"stage": stage}) >= 6 for stage in stages)
+    assert all(sample("framewatch_stage_queue_wait_seconds_count", {"stage": stage}) >= 6 for stage in queued)
+    assert all(sample("framewatch_handoffs_total", {"stage": stage, "way": "inline"}) >= 6 for stage in handed)
     assert all(sample("framewatch_queue_consumers", {"stage": stage}) >= 1 for stage in stages)
     assert sample("framewatch_dead_letter_messages", {"stage": "deliver"}) == 0
 

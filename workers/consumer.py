@@ -13,6 +13,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from framewatch.broker.publisher import Publishing
 from framewatch.broker.topology import Topology
 from framewatch.runtime import metrics
+from workers import handoff
 from workers.contract import Stage
 from workers.processing import Processor
 
@@ -27,12 +28,19 @@ class StageConsumer:
     """Runs one stage over a broker connection; also the stage's pause/resume handle."""
 
     def __init__(
-        self, stage: Stage[Any], connection: AbstractRobustConnection, publisher: Publishing, topology: Topology
+        self,
+        stage: Stage[Any],
+        connection: AbstractRobustConnection,
+        publisher: Publishing,
+        topology: Topology,
+        handing: handoff.Handoff | None = None,
     ) -> None:
         self.stage = stage
         self.connection = connection
         self.topology = topology
-        self.processor = Processor(stage, publisher, topology.dead_letters, self._retry_queue)
+        self.processor = Processor(stage, publisher, topology.dead_letters, self._retry_queue, handing)
+        # Messages whose outputs are handled in this process hold no slot of the stage meanwhile: room for them.
+        self.prefetch = stage.concurrency + (handoff.WINDOW if handing is not None else 0)
         self.channel: AbstractChannel | None = None
         self.queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -57,7 +65,7 @@ class StageConsumer:
         self._consumer_tag = None
         self._retry_queues.clear()
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=self.stage.concurrency)
+        await channel.set_qos(prefetch_count=self.prefetch)
         await self.topology.declare(channel)
         self.channel = channel
         for delay in self.stage.retries.every_delay():

@@ -59,23 +59,32 @@ class Consumes:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """A message a stage wants published once its effects are durable."""
+    """A message a stage wants published once its effects are durable. Made from a model (`of`), it keeps the model:
+    a stage in the same process takes it as it is (workers/handoff.py), and it is encoded only for the broker."""
 
     routing_key: str
-    body: bytes
     message_id: str
     message_type: str
     headers: dict[str, Any] = field(default_factory=dict)
+    model: BaseModel | None = field(default=None, compare=False, repr=False)
+    encoded: bytes | None = None
+
+    @property
+    def body(self) -> bytes:
+        if self.encoded is not None:
+            return self.encoded
+        assert self.model is not None
+        return self.model.model_dump_json().encode()
 
     @classmethod
     def of(cls, message: PipelineMessage, ladder: str) -> Output:
         """A pipeline message on its routing key; `ladder` picks the next stage's retry ladder."""
         return cls(
             routing_key(message.TYPE),
-            message.model_dump_json().encode(),
             message_id=message.id,
             message_type=message.TYPE,
             headers={"domain": message.domain, LADDER: ladder, "schema_version": SCHEMA_VERSION},
+            model=message,  # type: ignore[arg-type]
         )
 
 
@@ -116,6 +125,10 @@ class Stage(ABC, Generic[M]):
     name: ClassVar[str]
     consumes: ClassVar[tuple[Consumes, ...]]
 
+    # True: takes messages handed over in-process by the stage that made them (workers/handoff.py), besides those
+    # from its queue.
+    inline: ClassVar[bool] = False
+
     def __init__(self, concurrency: int, retries: Retries) -> None:
         self.concurrency = concurrency
         self.retries = retries
@@ -126,6 +139,11 @@ class Stage(ABC, Generic[M]):
     @abstractmethod
     async def handle(self, message: M) -> list[Output]:
         """Do the stage's work; raise a StageFailure subclass when it cannot."""
+
+    async def handle_inline(self, message: M) -> list[Output]:
+        """`handle`, for a message handed over in-process; raising sends it to the stage's queue instead, so a stage
+        declines here what it would rather take through the broker (a slow receiver)."""
+        return await self.handle(message)
 
     async def close(self) -> None:
         """Close what `start` opened."""

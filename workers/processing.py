@@ -22,6 +22,7 @@ from framewatch.runtime import metrics, tracing
 from schemas.messages import CallbackReceived
 from workers.contract import LADDER, Output, Stage
 from workers.failures import Deferred, Permanent, StageFailure, Transient
+from workers.handoff import Handoff
 
 log = structlog.get_logger("framewatch.worker")
 
@@ -91,9 +92,13 @@ class Processor:
         publisher: Publishing,
         dead_letters: str,
         retry_queue: Callable[[float], Awaitable[str]],
+        handoff: Handoff | None = None,
     ) -> None:
         self.stage = stage
         self.publisher = publisher
+        self.handoff = handoff  # the stages of this process that take the outputs; None: all through the broker
+        # The stage's own work is bounded here: a message whose outputs are being handled in-process holds no slot.
+        self.slots = asyncio.Semaphore(stage.concurrency)
         self.dead_letters = dead_letters  # the exchange
         self.retry_queue = retry_queue  # the delay queue for a delay, declared on first use
         self.decoder = Decoder(stage)
@@ -140,8 +145,9 @@ class Processor:
         attempt = attempt_of(message)
         try:
             try:
-                outputs = await self.stage.handle(self.decoder.decode(message))
-                await asyncio.gather(*(self._publish(output) for output in outputs))
+                async with self.slots:
+                    outputs = await self.stage.handle(self.decoder.decode(message))
+                await asyncio.gather(*(self._send(output) for output in outputs))
             except (StageFailure, PublishError):
                 raise
             except Exception as exc:  # a bug or an unforeseen error: retried like a transient one, never dropped
@@ -174,7 +180,10 @@ class Processor:
                 await message.nack(requeue=True)
             return "requeued"
 
-    async def _publish(self, output: Output) -> None:
+    async def _send(self, output: Output) -> None:
+        if self.handoff is not None:
+            await self.handoff.send(output)
+            return
         await self.publisher.publish(
             output.body,
             output.routing_key,

@@ -16,6 +16,7 @@ from framewatch.resources import Resources
 from workers import stages
 from workers.consumer import StageConsumer
 from workers.contract import Stage
+from workers.handoff import Handoff, Unconsumed
 
 log = structlog.get_logger("framewatch.worker")
 
@@ -59,12 +60,31 @@ def build_stage(name: str, resources: Resources) -> Stage[Any]:
     raise ValueError(f"unknown stage {name!r}; choose from {', '.join(stages.NAMES)} or all")
 
 
+def handed_stages(configured: list[str], consumed: list[str]) -> list[str]:
+    """The stages of HANDOFF_STAGES that what the consumed stages emit reaches."""
+    unknown = sorted(set(configured) - set(stages.NAMES))
+    if unknown:
+        raise ValueError(f"HANDOFF_STAGES names no stage {', '.join(unknown)}; choose from deliver, streams")
+    return [name for name in stages.downstream(consumed) if name in configured]
+
+
 class Workers:
-    """The stages of one process, started once the broker answers and drained on shutdown."""
+    """The stages of one process, started once the broker answers and drained on shutdown; and the stages it
+    hands what they emit to in-process (workers/handoff.py), built here when the process does not consume them."""
 
     def __init__(self, resources: Resources, stages: list[Stage[Any]]) -> None:
         self.settings = resources.settings
         self.stages = stages
+        consumed = {stage.name: stage for stage in stages}
+        handed = handed_stages(self.settings.handoff.stages, list(consumed))
+        self.handed = [consumed.get(name) or build_stage(name, resources) for name in handed]
+        for stage in self.handed:
+            if not stage.inline:
+                raise ValueError(f"HANDOFF_STAGES: the {stage.name} stage takes its messages from its queue only")
+        self.handoff = Handoff(resources.publisher, resources.topology, self.settings.handoff.timeout)
+        self._handed_only = [stage for stage in self.handed if stage.name not in consumed]
+        self._handed_started: list[Stage[Any]] = []
+        self._handing: asyncio.Task[None] | None = None
         self.topology = resources.topology
         self.nodes = Nodes(self.settings.broker.amqp_url.get_secret_value())
         self.publisher = resources.publisher  # the process's: closed with its other resources
@@ -89,10 +109,16 @@ class Workers:
     async def _start(self) -> None:
         self.connection, self.node = await connect_until_up(self.nodes, "framewatch-worker")
         await self.publisher.wait_declared()  # outputs need a confirming channel before the first message is taken
+        # A stage handed messages but not consumed here waits for what it needs (the config, the stream tables)
+        # without holding the stages back: until it is up, the broker takes its messages.
+        self._handing = asyncio.create_task(self._start_handed(), name="workers-handed-start")
+        handing = self.handoff if self.handed else None
         for stage in self.stages:
-            consumer = StageConsumer(stage, self.connection, self.publisher, self.topology)
+            consumer = StageConsumer(stage, self.connection, self.publisher, self.topology, handing)
             await consumer.start()
             self.consumers.append(consumer)
+            if stage in self.handed:
+                self.handoff.add(stage)
         if len(self.nodes) > 1:
             await self._fail_over()
 
@@ -119,11 +145,25 @@ class Workers:
             log.info("broker_failed_over", url=redact(self.node))
             lost_since = None
 
+    async def _start_handed(self) -> None:
+        for stage in self._handed_only:
+            try:
+                await stage.start(Unconsumed())
+            except Exception as exc:  # its queue's consumers take its messages
+                log.warning("handed_stage_not_started", stage=stage.name, error=f"{type(exc).__name__}: {exc}")
+                continue
+            self._handed_started.append(stage)
+            self.handoff.add(stage)
+
     async def stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._handing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(*(consumer.stop(self.settings.shutdown_timeout) for consumer in self.consumers))
+        for stage in self._handed_started:  # after the consumers: what they handed over has finished
+            with contextlib.suppress(Exception):
+                await stage.close()
         if self.connection is not None:
             await self.connection.close()

@@ -3,6 +3,8 @@ the stage says it consumes (its package's CONSUMES). Light to import: no stage i
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from framewatch.broker.topology import Topology
 from workers import deliver, fetch, moderate, streams
 from workers.contract import Consumes
@@ -11,6 +13,9 @@ DECLARED: dict[str, tuple[Consumes, ...]] = {
     package.NAME: package.CONSUMES for package in (fetch, moderate, deliver, streams)
 }
 NAMES = tuple(DECLARED)
+EMITTED: dict[str, tuple[type[BaseModel], ...]] = {
+    package.NAME: package.EMITS for package in (fetch, moderate, deliver, streams)
+}
 BINDINGS = {
     name: tuple(key for consumed in declared for key in consumed.bindings()) for name, declared in DECLARED.items()
 }
@@ -21,6 +26,23 @@ RETIRED = {
     for name, declared in DECLARED.items()
     if (keys := tuple(key for consumed in declared for key in consumed.retired()))
 }
+
+
+def downstream(names: list[str]) -> list[str]:
+    """The stages that what these stages emit reaches, directly or through another stage (themselves included
+    when a message comes back to them)."""
+    found: list[str] = []
+    emitted = {model for name in names for model in EMITTED[name]}
+    while True:
+        reached = [
+            name
+            for name, declared in DECLARED.items()
+            if name not in found and any(consumed.model in emitted and consumed.routed for consumed in declared)
+        ]
+        if not reached:
+            return found
+        found += reached
+        emitted |= {model for name in reached for model in EMITTED[name]}
 
 
 def topology(namespace: str) -> Topology:

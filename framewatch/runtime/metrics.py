@@ -120,6 +120,19 @@ def preset() -> None:
         STREAMS_REFUSED.labels(reason)
 
 
+HANDOFFS = Counter(
+    "framewatch_handoffs_total",
+    "Messages a stage was handed in the process that made them: handled there (inline), or sent to its queue "
+    "(broker: it failed, declined or took too long there).",
+    ["stage", "way"],
+)
+
+
+def preset_handoff(stage: str) -> None:
+    for way in ("inline", "broker"):
+        HANDOFFS.labels(stage, way)
+
+
 def preset_stage(stage: str) -> None:
     for outcome in STAGE_OUTCOMES:
         STAGE_MESSAGES.labels(stage, outcome)

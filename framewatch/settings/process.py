@@ -13,6 +13,7 @@ from framewatch.settings.broker import BrokerSettings
 from framewatch.settings.console import ConsoleSettings
 from framewatch.settings.delivery import DeliverySettings
 from framewatch.settings.fetch import FetchSettings
+from framewatch.settings.handoff import HandoffSettings
 from framewatch.settings.ingress import IngressSettings
 from framewatch.settings.moderation import ModerationSettings
 from framewatch.settings.streams import StreamsSettings
@@ -52,6 +53,7 @@ class Settings(Group):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     blobs: BlobSettings = Field(default_factory=BlobSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     tencent: TencentSettings = Field(default_factory=TencentSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)

@@ -16,3 +16,4 @@ CONSUMES = (
     Consumes(FrameModerated),
     Consumes(Webhook),  # one of a message's several webhooks, split off to succeed or fail on its own
 )
+EMITS = (Webhook,)  # a message's webhooks, when it has several

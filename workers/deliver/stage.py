@@ -52,6 +52,7 @@ def retries(options: DeliverySettings) -> Retries:
 class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
     name = NAME
     consumes = CONSUMES
+    inline = True
 
     def __init__(self, options: DeliverySettings, config: LiveConfig) -> None:
         super().__init__(options.concurrency, retries(options))
@@ -77,6 +78,14 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
         await self.client.close()  # the live config is the process's: closed with its other resources
 
     async def handle(self, message: Webhook | FrameModerated | CallbackReceived) -> list[Output]:
+        return await self._handle(message, inline=False)
+
+    async def handle_inline(self, message: Webhook | FrameModerated | CallbackReceived) -> list[Output]:
+        """In the process that made the message: declines a receiver known to be slow, whose answer would hold
+        that process's message; the deliver stage's own consumers take it."""
+        return await self._handle(message, inline=True)
+
+    async def _handle(self, message: Webhook | FrameModerated | CallbackReceived, inline: bool) -> list[Output]:
         if isinstance(message, Webhook):
             webhooks = [message]
         elif isinstance(message, FrameModerated):
@@ -91,11 +100,11 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
             metrics.DELIVERIES.labels("none", "no_url").inc()
             return []
         if len(webhooks) == 1:
-            await self.send(webhooks[0])
+            await self.send(webhooks[0], inline=inline)
             return []
         return [Output.of(webhook, webhook.kind) for webhook in webhooks]
 
-    async def send(self, webhook: Webhook) -> None:
+    async def send(self, webhook: Webhook, inline: bool = False) -> None:
         binding = self.config.snapshot.bindings.get(webhook.domain)
         if binding is None:
             raise Permanent("domain_not_bound", webhook.domain)
@@ -103,6 +112,8 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
         account = binding.template.account_id
         share = max(1, self.options.concurrency // 2)
         pool = self._pool(receiver)
+        if inline and pool == "slow":
+            raise Deferred("receiver_slow", BUSY_DELAY)
         if self._busy[receiver] >= self.options.host_concurrency:
             metrics.DELIVERIES.labels(webhook.kind, "deferred").inc()
             raise Deferred("receiver_busy", BUSY_DELAY)

@@ -6,3 +6,4 @@ from workers.contract import Consumes
 # What the stage consumes, declared here so that the topology binds its queue without loading the stage.
 NAME = "streams"
 CONSUMES = (Consumes(CallbackReceived, ("stream_begin", "stream_end")), Consumes(FrameModerated))
+EMITS = ()

@@ -49,6 +49,7 @@ def cover_key(domain: str, stream: str) -> str:
 class StreamsStage(Stage[FrameModerated | CallbackReceived]):
     name = NAME
     consumes = CONSUMES
+    inline = True
 
     def __init__(
         self, options: StreamsSettings, store: StreamStore, config_store: ConfigStore, blobs: BlobStore
