@@ -160,6 +160,9 @@ class Side:
     async def cleanup(self) -> None:
         pass
 
+    def metrics_urls(self) -> list[str]:
+        return []
+
 
 class Framewatch(Side):
     name = "framewatch"
@@ -180,6 +183,7 @@ class Framewatch(Side):
             "FRAMEWATCH_THUMBNAIL_SIZES": "640x360,320x180",  # the reference's
             "FRAMEWATCH_LOG_LEVEL": "warning",
             "FRAMEWATCH_PORT": str(self.port),
+            "FRAMEWATCH_ADMIN_PORT": str(self.port + 10),
         }
         (self.work / "bench.toml").write_text(config(self.sink_port))
         subprocess.run([*FRAMEWATCH, "config", "apply", str(self.work / "bench.toml")], env=self.env, check=True,
@@ -190,6 +194,10 @@ class Framewatch(Side):
             port = self.port + offset
             self.procs[stage] = subprocess.Popen([*FRAMEWATCH, "worker", stage, "--port", str(port)], env=self.env)
             wait_port(port, timeout=60)
+
+    def metrics_urls(self) -> list[str]:
+        ports = [self.port + 10] + [self.port + offset for offset in range(1, len(STAGES) + 1)]
+        return [f"http://127.0.0.1:{port}/metrics" for port in ports]
 
     async def cleanup(self) -> None:
         await reset(AMQP, stages.topology(self.namespace))
@@ -228,6 +236,22 @@ async def _drop(names: list[str]) -> None:
             await channel.queue_delete(name)
 
 
+PUBLISHED = ("framewatch_publish_seconds_count", "framewatch_published_bytes_total")
+
+
+async def published(urls: list[str]) -> tuple[float, float]:
+    """(messages, body bytes) the broker confirmed to these processes, from their /metrics."""
+    totals = [0.0, 0.0]
+    async with aiohttp.ClientSession() as session:
+        for url in urls:
+            async with session.get(url) as answer:
+                for line in (await answer.text()).splitlines():
+                    name, _, value = line.partition(" ")
+                    if name in PUBLISHED:
+                        totals[PUBLISHED.index(name)] += float(value)
+    return totals[0], totals[1]
+
+
 async def run_side(side: Side, args: argparse.Namespace, image_port: int, sink: Sink, first: int) -> dict:
     await asyncio.to_thread(side.start)  # the loop goes on serving frames and the sink meanwhile
     broker = broker_pid()
@@ -235,19 +259,23 @@ async def run_side(side: Side, args: argparse.Namespace, image_port: int, sink: 
         await asyncio.sleep(2)
         before, broker_before = cpu_of(side.pids()), cpu_seconds(broker) if broker else 0.0
         delivered_before = len(sink.ids)
+        published_before = await published(side.metrics_urls())
         url = f"http://127.0.0.1:{side.port}{side.path}"
         sent, accepted = await offer(url, args.rate, args.duration, args.streams, image_port, first)
         deadline = time.monotonic() + 120
         while len(sink.ids) - delivered_before < accepted and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         after, broker_after = cpu_of(side.pids()), cpu_seconds(broker) if broker else 0.0
+        published_after = await published(side.metrics_urls())
     finally:
         await asyncio.to_thread(side.stop)
         await side.cleanup()
     delivered = len(sink.ids) - delivered_before
     per = {name: 1000 * (after[name] - before[name]) / max(1, accepted) for name in after}
     per["rabbitmq"] = 1000 * (broker_after - broker_before) / max(1, accepted)
-    return {"sent": sent, "accepted": accepted, "delivered": delivered, "cpu_ms": per}
+    messages, size = (after - before for after, before in zip(published_after, published_before, strict=True))
+    broker_load = (messages / max(1, accepted), size / max(1, accepted)) if side.metrics_urls() else None
+    return {"sent": sent, "accepted": accepted, "delivered": delivered, "cpu_ms": per, "published": broker_load}
 
 
 async def main() -> int:
@@ -290,6 +318,11 @@ async def main() -> int:
                 total = sum(result["cpu_ms"].values())
                 counts = f"sent {result['sent']}, accepted {result['accepted']}, delivered {result['delivered']}"
                 print(f"{kind.name:10s} {counts}; CPU ms per screenshot: {figures}; total {total:.2f}", flush=True)
+                if result["published"]:
+                    messages, size = result["published"]
+                    print(
+                        f"{'':10s} published to the broker per screenshot: {messages:.2f} messages, {size:,.0f} bytes"
+                    )
     finally:
         for runner in runners:
             await runner.cleanup()

@@ -40,6 +40,9 @@ class Verdict(BaseModel):
     scores: dict[str, float] = Field(default_factory=dict)  # every label the source scored
     source: str  # the provider's name for its own callbacks; otherwise "<backend>/<model or API version>"
     latency_ms: float = 0.0
+    # Set when no model judged this frame: the verdict is the one of that earlier frame of the stream, which this
+    # one is near-identical to (the template's moderation reuse).
+    reused_from: str | None = None
 
 
 class Stream(BaseModel):
@@ -120,6 +123,7 @@ class FrameStored(BaseModel):
     original: StoredImage
     thumbnails: list[StoredImage]
     callback: CallbackReceived  # carried along: the delivery stage forwards the event itself, enriched
+    phash: str | None = None  # the smallest thumbnail's difference hash (16 hex digits), for moderation reuse
 
 
 class FrameModerated(BaseModel):

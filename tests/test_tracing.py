@@ -82,6 +82,8 @@ async def test_one_flagged_screenshot_is_one_trace_from_callback_to_webhooks(
     assert len(posts) == 2 and {span.parent_id for span in posts} == {span.span_id for span in split}
     assert all(span.kind == CLIENT and span.attributes["http.response.status_code"] == 200 for span in posts)
     assert all(span.attributes["framewatch.outcome"] == "done" for span in [fetch, moderate, streams, *split])
+    # The moderated frame and its webhooks were handed over in the process, not through the broker.
+    assert all(span.attributes["framewatch.handoff"] == "inline" for span in [streams, planned, *split])
     assert not any(span.error for span in receiver.spans)
 
     # The platform gets the POST span's context: its own trace of the webhook joins the frame's.

@@ -72,24 +72,27 @@ class Handoff:
     async def _run(self, name: str, output: Output) -> bool:
         stage = self.stages[name]
         started = time.perf_counter()
-        try:
-            with structlog.contextvars.bound_contextvars(stage=name), tracing.span(
-                f"{name} {output.message_type}",
-                "internal",
-                **{"framewatch.stage": name, "framewatch.handoff": "inline", "messaging.message.id": output.message_id},
-            ):
+        attributes = {"framewatch.stage": name, "messaging.message.id": output.message_id}
+        with (
+            structlog.contextvars.bound_contextvars(stage=name),
+            tracing.span(f"{name} {output.message_type}", "internal", **attributes) as span,
+        ):
+            try:
                 async with asyncio.timeout(self.timeout):
                     outputs = await stage.handle_inline(output.model)
-        except Exception as exc:  # a failure, a refusal, the timeout: the stage's queue takes it from here
-            reason = getattr(exc, "reason", None) or type(exc).__name__
-            log.info("handed_to_broker", to_stage=name, reason=reason)
-            metrics.HANDOFFS.labels(name, "broker").inc()
-            return False
-        metrics.HANDOFFS.labels(name, "inline").inc()
-        metrics.STAGE_MESSAGES.labels(name, "done").inc()
-        metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)
-        # What the stage emitted goes on the same way; its own failures are its own (the input is done).
-        await asyncio.gather(*(self.send(onward) for onward in outputs))
+            except Exception as exc:  # a failure, a refusal, the timeout: the stage's queue takes it from here
+                reason = getattr(exc, "reason", None) or type(exc).__name__
+                log.info("handed_to_broker", to_stage=name, reason=reason)
+                metrics.HANDOFFS.labels(name, "broker").inc()
+                span.set_attributes({"framewatch.handoff": "broker", "framewatch.outcome": "handed_to_broker"})
+                return False
+            span.set_attributes({"framewatch.handoff": "inline", "framewatch.outcome": "done"})
+            metrics.HANDOFFS.labels(name, "inline").inc()
+            metrics.STAGE_MESSAGES.labels(name, "done").inc()
+            metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)
+            # What the stage emitted goes on the same way, its spans children of this one; their failures are
+            # theirs (this stage's part is done).
+            await asyncio.gather(*(self.send(onward) for onward in outputs))
         return True
 
     async def _publish(self, output: Output, queue: str | None = None) -> None:

@@ -24,6 +24,8 @@ log = structlog.get_logger("framewatch.worker")
 # that is checked.
 FAILOVER_AFTER = 5.0
 FAILOVER_CHECK = 0.5
+# How long the stages wait, at start, for the stages they hand messages to (workers/handoff.py).
+HANDED_START_WAIT = 10.0
 
 
 def build_stage(name: str, resources: Resources) -> Stage[Any]:
@@ -48,7 +50,8 @@ def build_stage(name: str, resources: Resources) -> Stage[Any]:
         from workers.moderate.backends import factory as backend_factory
         from workers.moderate.stage import ModerateStage
 
-        return ModerateStage(settings.moderation, backend_factory.create(settings, resources.blobs))
+        backend = backend_factory.create(settings, resources.blobs)
+        return ModerateStage(settings.moderation, backend, resources.live_config)
     if name == "deliver":
         from workers.deliver.stage import DeliverStage
 
@@ -109,9 +112,10 @@ class Workers:
     async def _start(self) -> None:
         self.connection, self.node = await connect_until_up(self.nodes, "framewatch-worker")
         await self.publisher.wait_declared()  # outputs need a confirming channel before the first message is taken
-        # A stage handed messages but not consumed here waits for what it needs (the config, the stream tables)
-        # without holding the stages back: until it is up, the broker takes its messages.
+        # A stage handed messages but not consumed here waits for what it needs (the config, the stream tables):
+        # the stages wait for it a little, not for ever; until it is up, the broker takes its messages.
         self._handing = asyncio.create_task(self._start_handed(), name="workers-handed-start")
+        await asyncio.wait({self._handing}, timeout=HANDED_START_WAIT)
         handing = self.handoff if self.handed else None
         for stage in self.stages:
             consumer = StageConsumer(stage, self.connection, self.publisher, self.topology, handing)

@@ -190,6 +190,7 @@ class Publisher:
             metrics.PUBLISH_FAILURES.labels(exc.reason).inc()
             raise
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        metrics.PUBLISHED_BYTES.inc(len(body))
 
     async def close(self) -> None:
         self._closing = True

@@ -38,6 +38,11 @@ class TemplateSpec(BaseModel):
     record_exception_notify_url: str | None = None
     record_exception_levels: list[str] = []
     allow_unsigned: bool = False
+    # Moderate one screenshot in this many of each stream (1: every one).
+    moderation_sample_every: int = 1
+    # Up to this many seconds after a frame the model judged safe, a near-identical frame of the stream carries its
+    # verdict instead of a model call (0: off; never after a flagged frame).
+    moderation_reuse_seconds: int = 0
     # Signs deliveries (Standard Webhooks); made at random when the template is created and not given here.
     webhook_secret: str | None = None
 

@@ -20,6 +20,8 @@ class Template:
     allow_unsigned: bool
     notify_urls: dict[str, str]  # e.g. {"snapshot_notify_url": "https://..."}
     webhook_secrets: tuple[SigningKey, ...] = ()  # current first, then a previous one still in its overlap
+    moderation_sample_every: int = 1  # moderate one screenshot in this many of each stream
+    moderation_reuse_seconds: int = 0  # reuse a near-identical frame's safe verdict for this long (0: off)
 
     @property
     def key(self) -> str | None:

@@ -163,7 +163,17 @@ def _template(row: Any) -> Template:
     keys = _keys(row.callback_key, row.previous_callback_key, row.previous_key_expires_at)
     secrets = _keys(row.webhook_secret, row.previous_webhook_secret, row.previous_webhook_secret_expires_at)
     urls = {field: getattr(row, field) for field in t.NOTIFY_URL_FIELDS if getattr(row, field)}
-    return Template(row.id, row.account_id, row.name, keys, bool(row.allow_unsigned), urls, secrets)
+    return Template(
+        row.id,
+        row.account_id,
+        row.name,
+        keys,
+        bool(row.allow_unsigned),
+        urls,
+        secrets,
+        moderation_sample_every=int(row.moderation_sample_every or 1),
+        moderation_reuse_seconds=int(row.moderation_reuse_seconds or 0),
+    )
 
 
 # A changed secret's columns: (current, previous, previous's expiry).

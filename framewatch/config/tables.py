@@ -56,6 +56,10 @@ templates = Table(
     *(Column(field, Text, nullable=True) for field in NOTIFY_URL_FIELDS),
     Column("record_exception_levels", Text, nullable=True),  # a JSON array of integers, as Tencent stores it
     Column("allow_unsigned", Boolean, nullable=False, default=False),
+    # Moderation of its domains' screenshots: every Nth of a stream, and a near-identical frame's verdict reused
+    # for up to this many seconds of capture time (0: off).
+    Column("moderation_sample_every", Integer, nullable=False, default=1, server_default="1"),
+    Column("moderation_reuse_seconds", Integer, nullable=False, default=0, server_default="0"),
     # Signs every delivery's webhook-signature (Standard Webhooks); the previous one is still sent during a change.
     Column("webhook_secret", String(128), nullable=True),
     Column("previous_webhook_secret", String(128), nullable=True),

@@ -52,10 +52,20 @@ async def template_columns(given: Mapping[str, Any], allow_private_urls: bool) -
             value = record_exception_levels(value)
         elif column in NOTIFY_URL_FIELDS:
             value = await notify_url(value, allow_private_urls) if value else None
+        elif column == "moderation_sample_every":
+            value = bounded(value, 1, 1000, "ModerationSampleEvery")
+        elif column == "moderation_reuse_seconds":
+            value = bounded(value, 0, 3600, "ModerationReuseSeconds")
         elif column != "allow_unsigned":
             raise ValueError(f"no template column {column!r}")
         columns[column] = value
     return columns
+
+
+def bounded(value: object, low: int, high: int, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError("InvalidParameter", f"{field} must be a whole number from {low} to {high}.")
+    return value
 
 
 def app_name(value: str) -> str:

@@ -17,6 +17,10 @@ PUBLISH_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 PUBLISH_IN_FLIGHT = Gauge("framewatch_publish_in_flight", "Messages published and not yet confirmed.")
+PUBLISHED_BYTES = Counter(
+    "framewatch_published_bytes_total",
+    "Bytes of message bodies the broker confirmed (framewatch_publish_seconds counts them).",
+)
 PUBLISH_FAILURES = Counter("framewatch_publish_failures_total", "Publishes not confirmed, by cause.", ["cause"])
 DEDUPE_ERRORS = Counter(
     "framewatch_dedupe_errors_total", "Dedupe store errors (the event is published anyway: never lost)."
@@ -89,6 +93,12 @@ MODERATION_SECONDS = Histogram(
     ["backend"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+MODERATION_SKIPPED = Counter(
+    "framewatch_moderation_skipped_total",
+    "Frames given no model call: sampled_out (the template's or MODERATION_SAMPLE_EVERY's one in N), reused (a "
+    "near-identical frame's safe verdict carried).",
+    ["reason"],
+)
 VERDICTS = Counter("framewatch_verdicts_total", "Verdicts by source and suggestion.", ["source", "suggestion"])
 COVER_LATENCY = Histogram(
     "framewatch_cover_update_seconds",
@@ -118,6 +128,8 @@ def preset() -> None:
         REVIEW_DECISIONS.labels(decision)
     for reason in ("live_stream_cap", "domain_moved"):
         STREAMS_REFUSED.labels(reason)
+    for reason in ("sampled_out", "reused"):
+        MODERATION_SKIPPED.labels(reason)
 
 
 HANDOFFS = Counter(

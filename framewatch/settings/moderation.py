@@ -38,6 +38,9 @@ class ModerationSettings(Group):
     # Moderate every Nth frame only (1: all); domains listed in MODERATION_OFF_DOMAINS are never moderated.
     sample_every: int = Field(1, ge=1)
     off_domains: CommaList = []
+    # Templates with moderation reuse on: how many of the 64 bits of two frames' difference hashes may differ for
+    # the later frame to carry the earlier one's verdict (bench/reuse.py measures what each value misses).
+    reuse_distance: int = Field(4, ge=0, le=16)
     # http and tencent-ims: send the image bytes ("content") or its URL ("url", needs URLs the API can reach).
     send: Literal["content", "url"] = "content"
     http: HttpBackendSettings = Field(default_factory=HttpBackendSettings)

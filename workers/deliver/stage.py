@@ -125,11 +125,13 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
         if pool != "fast":
             self._account_pools[(account, pool)] += 1
         started = time.perf_counter()
+        answered_within = SLOW_RECEIVER  # a POST given up before its answer (a handoff's timeout) counts as slow
         try:
             if tracing.enabled():
                 status, answer = await self._traced_post(webhook, binding.template)
             else:
                 status, answer = await self._post(webhook, binding.template)
+            answered_within = 0.0
         except UnsafeDestination as exc:
             metrics.DELIVERIES.labels(webhook.kind, "refused").inc()
             raise Permanent(exc.reason, exc.detail) from None
@@ -137,6 +139,7 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
             metrics.DELIVERIES.labels(webhook.kind, "timeout").inc()
             raise Transient("timeout", loggable(webhook.url)) from None
         except (aiohttp.ClientError, OSError) as exc:
+            answered_within = 0.0  # refused or reset: an answer of sorts, as fast as it came
             metrics.DELIVERIES.labels(webhook.kind, "connection_error").inc()
             raise Transient("connection_error", f"{loggable(webhook.url)}: {type(exc).__name__}") from None
         finally:
@@ -144,7 +147,7 @@ class DeliverStage(Stage[Webhook | FrameModerated | CallbackReceived]):
             _release(self._account_busy, account)
             if pool != "fast":
                 _release(self._account_pools, (account, pool))
-            self._note_latency(receiver, time.perf_counter() - started)
+            self._note_latency(receiver, max(time.perf_counter() - started, answered_within))
         metrics.DELIVERY_SECONDS.observe(time.perf_counter() - started)
         if not 200 <= status < 300:
             metrics.DELIVERIES.labels(webhook.kind, f"http_{status // 100}xx").inc()

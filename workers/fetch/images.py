@@ -37,6 +37,7 @@ class Frame:
     height: int
     sha256: str
     thumbnails: list[Thumbnail]
+    phash: str  # the difference hash of the smallest thumbnail: near-identical frames differ in a few bits
 
 
 def sniff(data: bytes) -> str:
@@ -96,7 +97,21 @@ def process(
         image.save(out, fmt, quality=quality)
         made[box] = Thumbnail(image.width, image.height, out.getvalue())
     thumbnails = [made[box] for box in boxes]
-    return Frame(kind, CONTENT_TYPES[kind], width, height, hashlib.sha256(data).hexdigest(), thumbnails)
+    digest = hashlib.sha256(data).hexdigest()
+    return Frame(kind, CONTENT_TYPES[kind], width, height, digest, thumbnails, difference_hash(image))
+
+
+def difference_hash(image: Image.Image) -> str:
+    """64 bits, one per pair of neighbouring pixels of a 9x8 grey copy: whether brightness rises left to right.
+    A frame's re-encoding or noise flips few of them; a cut, a pan or a new object in a part of the frame, many.
+    Made from the smallest thumbnail, already in memory: about 20 microseconds."""
+    pixels = image.convert("L").resize((9, 8), Image.Resampling.BOX).tobytes()
+    bits = 0
+    for row in range(8):
+        line = pixels[row * 9 : row * 9 + 9]
+        for column in range(8):
+            bits = bits << 1 | (line[column] < line[column + 1])
+    return f"{bits:016x}"
 
 
 def _rotated(image: Image.Image) -> bool:

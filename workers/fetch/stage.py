@@ -168,6 +168,7 @@ class FetchStage(Stage[CallbackReceived]):
                 for key, url, t in zip(thumb_keys, urls[1:], frame.thumbnails, strict=True)
             ],
             callback=callback,
+            phash=frame.phash,
         )
         log.debug("frame_stored", key=original_key)
         return stored

@@ -167,7 +167,8 @@ def frame_record(moderated: FrameModerated) -> FrameRecord | None:
         "label": verdict.label if verdict else "",
         "sub_label": verdict.sub_label if verdict else "",
         "score": verdict.score if verdict else 0,
-        "source": verdict.source if verdict else "",
+        # A carried verdict says so where reviewers look (the stream's frames, the quality page).
+        "source": (f"reuse/{verdict.source}"[:64] if verdict.reused_from else verdict.source) if verdict else "",
     }
     frame = moderated.frame
     largest = (
