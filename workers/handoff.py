@@ -67,7 +67,8 @@ class Handoff:
         handled = await asyncio.gather(*(self._run(name, output) for name in local))
         missed = [name for name, done in zip(local, handled, strict=True) if not done]
         missed += [name for name in targets if name not in self.stages]
-        await asyncio.gather(*(self._publish(output, self.topology.queue(name)) for name in missed))
+        if missed:
+            await asyncio.gather(*(self._publish(output, self.topology.queue(name)) for name in missed))
 
     async def _run(self, name: str, output: Output) -> bool:
         stage = self.stages[name]
@@ -92,7 +93,8 @@ class Handoff:
             metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)
             # What the stage emitted goes on the same way, its spans children of this one; their failures are
             # theirs (this stage's part is done).
-            await asyncio.gather(*(self.send(onward) for onward in outputs))
+            if outputs:
+                await asyncio.gather(*(self.send(onward) for onward in outputs))
         return True
 
     async def _publish(self, output: Output, queue: str | None = None) -> None:

@@ -103,12 +103,19 @@ class Processor:
         self.retry_queue = retry_queue  # the delay queue for a delay, declared on first use
         self.decoder = Decoder(stage)
         metrics.preset_stage(stage.name)
+        # The stage's own series, looked up once instead of at every message.
+        self._queue_wait = metrics.STAGE_QUEUE_WAIT.labels(stage.name)
+        self._in_flight = metrics.STAGE_IN_FLIGHT.labels(stage.name)
+        self._seconds = metrics.STAGE_SECONDS.labels(stage.name)
+        self._outcomes = {
+            outcome: metrics.STAGE_MESSAGES.labels(stage.name, outcome) for outcome in metrics.STAGE_OUTCOMES
+        }
 
     async def __call__(self, message: Received) -> None:
         published = getattr(message, "timestamp", None)  # aio-pika's: whole seconds, set by our publishers
         if published is not None:
-            metrics.STAGE_QUEUE_WAIT.labels(self.stage.name).observe(max(0.0, time.time() - published.timestamp()))
-        metrics.STAGE_IN_FLIGHT.labels(self.stage.name).inc()
+            self._queue_wait.observe(max(0.0, time.time() - published.timestamp()))
+        self._in_flight.inc()
         started = time.perf_counter()
         try:
             with structlog.contextvars.bound_contextvars(event_id=message.message_id, stage=self.stage.name):
@@ -117,9 +124,9 @@ class Processor:
                 else:
                     outcome = await self._process(message)
         finally:
-            metrics.STAGE_IN_FLIGHT.labels(self.stage.name).dec()
-        metrics.STAGE_MESSAGES.labels(self.stage.name, outcome).inc()
-        metrics.STAGE_SECONDS.labels(self.stage.name).observe(time.perf_counter() - started)
+            self._in_flight.dec()
+        self._outcomes[outcome].inc()
+        self._seconds.observe(time.perf_counter() - started)
 
     async def _traced(self, message: Received) -> str:
         # A child of the span that published the message: the frame's trace goes on through this stage.
@@ -147,7 +154,10 @@ class Processor:
             try:
                 async with self.slots:
                     outputs = await self.stage.handle(self.decoder.decode(message))
-                await asyncio.gather(*(self._send(output) for output in outputs))
+                if len(outputs) == 1:  # the common case, without a task per output
+                    await self._send(outputs[0])
+                else:
+                    await asyncio.gather(*(self._send(output) for output in outputs))
             except (StageFailure, PublishError):
                 raise
             except Exception as exc:  # a bug or an unforeseen error: retried like a transient one, never dropped

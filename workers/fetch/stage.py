@@ -141,7 +141,7 @@ class FetchStage(Stage[CallbackReceived]):
                 [Blob(original_key, data, frame.content_type)]
                 + [Blob(key, t.data, thumb_type) for key, t in zip(thumb_keys, frame.thumbnails, strict=True)]
             )
-            urls = await asyncio.gather(*(self.blobs.url(key) for key in [original_key, *thumb_keys]))
+            urls = [await self.blobs.url(key) for key in [original_key, *thumb_keys]]
         except Exception as exc:  # disk full, S3 hiccup: the frame is fetched again later
             raise Transient("storage_error", f"{type(exc).__name__}: {exc}") from None
 

@@ -9,6 +9,7 @@ blob or thirty; a frame's three blobs used to pay it three times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import itertools
@@ -21,7 +22,8 @@ from urllib.parse import quote
 
 from framewatch.blobs.base import Blob, BlobStore
 
-Staged = list[tuple[Path, Path]]  # (temporary name, final name)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+Staged = list[tuple[str, str]]  # (temporary name, final name)
 
 
 def _filesystem_flush() -> Callable[[int], None] | None:
@@ -41,8 +43,10 @@ def _filesystem_flush() -> Callable[[int], None] | None:
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path, public_url: str) -> None:
         self.root = root
+        self._root = str(root)
         self.public_url = public_url.rstrip("/")
         self._tmp_names = itertools.count()
+        self._pid = os.getpid()
         self._flush = _filesystem_flush()
         # One writer: a group is written by one thread while the next one gathers on the loop.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-writes")
@@ -50,34 +54,40 @@ class LocalBlobStore(BlobStore):
         self._committer: asyncio.Task[None] | None = None
 
     def path(self, key: str) -> Path:
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
         parts = key.split("/")
         if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
             raise ValueError(f"blob key escapes the store or is malformed: {key!r}")
-        return self.root.joinpath(*parts)
+        return os.path.join(self._root, *parts)
 
     def _stage(self, blobs: list[Blob], staged: Staged) -> None:
-        """Write each blob beside its target; flushed here only where the filesystem cannot be flushed whole."""
+        """Write each blob beside its target; flushed here only where the filesystem cannot be flushed whole.
+        Plain os calls on str paths: this runs for every blob of every frame."""
         for blob in blobs:
-            path = self.path(blob.key)
+            path = self._file(blob.key)
             try:
-                if path.stat().st_size == len(blob.data):
+                if os.stat(path).st_size == len(blob.data):
                     continue  # the same key holds the same frame (the key carries its digest): already stored
             except FileNotFoundError:
                 pass
-            folder = path.parent
-            tmp = folder / f".tmp-{os.getpid()}-{next(self._tmp_names)}"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            folder = os.path.dirname(path)
+            tmp = f"{folder}/.tmp-{self._pid}-{next(self._tmp_names)}"
             try:
-                fd = os.open(tmp, flags, 0o644)
+                fd = os.open(tmp, _CREATE, 0o644)
             except FileNotFoundError:  # a new folder, or one removed since (a cleanup, a remount): made on failure,
-                folder.mkdir(parents=True, exist_ok=True)  # never trusted from a cache
-                fd = os.open(tmp, flags, 0o644)
+                os.makedirs(folder, exist_ok=True)  # never trusted from a cache
+                fd = os.open(tmp, _CREATE, 0o644)
             staged.append((tmp, path))
-            with os.fdopen(fd, "wb") as file:
-                file.write(blob.data)
+            try:
+                view = memoryview(blob.data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 if self._flush is None:
-                    file.flush()
-                    os.fdatasync(file.fileno())
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
 
     def _write_groups(self, groups: list[list[Blob]]) -> list[BaseException | None]:
         """Stage every group, flush once, then rename: a reader sees a whole file or none, and a caller is answered
@@ -107,7 +117,8 @@ class LocalBlobStore(BlobStore):
                     errors[n] = exc
             if errors[n] is not None:
                 for tmp, _ in pairs:
-                    tmp.unlink(missing_ok=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
         return errors
 
     async def put(self, blob: Blob) -> None:
