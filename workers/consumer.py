@@ -14,6 +14,7 @@ from framewatch.broker.publisher import Publishing
 from framewatch.broker.topology import Topology
 from framewatch.runtime import metrics
 from workers import handoff
+from workers.acks import Acks
 from workers.contract import Stage
 from workers.processing import Processor
 
@@ -38,7 +39,8 @@ class StageConsumer:
         self.stage = stage
         self.connection = connection
         self.topology = topology
-        self.processor = Processor(stage, publisher, topology.dead_letters, self._retry_queue, handing)
+        self.acks = Acks()
+        self.processor = Processor(stage, publisher, topology.dead_letters, self._retry_queue, handing, self.acks)
         # Messages whose outputs are handled in this process hold no slot of the stage meanwhile: room for them.
         self.prefetch = stage.concurrency + (handoff.WINDOW if handing is not None else 0)
         self.channel: AbstractChannel | None = None
@@ -95,6 +97,7 @@ class StageConsumer:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
         for task in set(self._in_flight):  # past the drain timeout: unacked, so the broker redelivers them
             task.cancel()
+        await self.acks.flush()  # what finished is acknowledged before the channel closes, not redelivered
         if self.channel is not None:
             with contextlib.suppress(Exception):
                 await self.channel.close()

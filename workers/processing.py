@@ -35,6 +35,14 @@ def asked_delay(seconds: float) -> float:
     return next((rung for rung in RETRY_AFTER_RUNGS if rung >= seconds), RETRY_AFTER_RUNGS[-1])
 
 
+class Settling(Protocol):
+    """How a transport takes a handled message's acknowledgement (RabbitMQ's gathers them: workers/acks.py)."""
+
+    async def ack(self, message: Any) -> None: ...
+
+    def settled(self, message: Any) -> None: ...
+
+
 class Received(Protocol):
     """A message as a transport hands it over (aio-pika's incoming message is one)."""
 
@@ -93,8 +101,10 @@ class Processor:
         dead_letters: str,
         retry_queue: Callable[[float], Awaitable[str]],
         handoff: Handoff | None = None,
+        acks: Settling | None = None,
     ) -> None:
         self.stage = stage
+        self.acks = acks  # acknowledgements gathered by the transport; None: each sent at once
         self.publisher = publisher
         self.handoff = handoff  # the stages of this process that take the outputs; None: all through the broker
         # The stage's own work is bounded here: a message whose outputs are being handled in-process holds no slot.
@@ -163,7 +173,7 @@ class Processor:
             except Exception as exc:  # a bug or an unforeseen error: retried like a transient one, never dropped
                 log.exception("stage_error")
                 raise Transient("unexpected_error", f"{type(exc).__name__}: {exc}") from exc
-            await message.ack()
+            await self._ack(message)
             return "done"
         except Deferred as deferred:
             await self._retry(message, deferred.delay, attempt)
@@ -186,6 +196,8 @@ class Processor:
             # The broker would not take our output (or the retry): give the message back so it is tried again.
             log.warning("requeue", error=str(exc))
             await asyncio.sleep(1.0)
+            if self.acks is not None:
+                self.acks.settled(message)
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
             return "requeued"
@@ -212,7 +224,13 @@ class Processor:
             content_type=message.content_type or "application/json",
             exchange=exchange,
         )
-        await message.ack()
+        await self._ack(message)
+
+    async def _ack(self, message: Received) -> None:
+        if self.acks is None:
+            await message.ack()
+        else:
+            await self.acks.ack(message)
 
     async def _retry(self, message: Received, delay: float, attempt: int) -> None:
         headers = dict(message.headers or {})
