@@ -30,6 +30,8 @@ async def download(client: GuardedClient, url: str, max_bytes: int) -> bytes:
                     raise Permanent(f"http_{response.status}", str(target))
                 if response.content_length is not None and response.content_length > max_bytes:
                     raise Permanent("too_large", f"Content-Length {response.content_length} > {max_bytes}")
+                if response.content_length is not None:  # within the cap (above); aiohttp reads no more than it
+                    return await response.read()
                 body = bytearray()
                 async for chunk in response.content.iter_chunked(CHUNK):
                     body += chunk

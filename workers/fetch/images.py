@@ -208,13 +208,9 @@ def _thumbnails_pillow(
 def difference_hash(image: Image.Image) -> str:
     """64 bits, one per pair of neighbouring pixels of a 9x8 grey copy: whether brightness rises left to right.
     A frame's re-encoding or noise flips few of them; a cut, a pan or a new object in a part of the frame, many.
-    Made from the smallest thumbnail, already in memory: about 20 microseconds."""
-    pixels = image.convert("L").resize((9, 8), Image.Resampling.BOX).tobytes()
-    bits = 0
-    for row in range(8):
-        line = pixels[row * 9 : row * 9 + 9]
-        for column in range(8):
-            bits = bits << 1 | (line[column] < line[column + 1])
+    Made from the smallest thumbnail, already in memory: about 80 microseconds, most of it the grey copy."""
+    grey = np.frombuffer(image.convert("L").resize((9, 8), Image.Resampling.BOX).tobytes(), np.uint8).reshape(8, 9)
+    bits = int.from_bytes(np.packbits(grey[:, :-1] < grey[:, 1:]).tobytes(), "big")
     return f"{bits:016x}"
 
 
