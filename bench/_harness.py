@@ -66,12 +66,15 @@ def cpu_seconds(pid: int) -> float:
 
 def histogram_quantile(metrics_text: str, name: str, q: float) -> float | None:
     """The q-quantile of a Prometheus histogram in exposition text, read off its cumulative buckets (the upper
-    bound of the bucket holding it)."""
-    buckets = []
+    bound of the bucket holding it). The same bucket in several series (label sets, or the texts of several
+    processes one after the other) is summed: the quantile of them all."""
+    counts: dict[float, float] = {}
     for line in metrics_text.splitlines():
         if line.startswith(f"{name}_bucket{{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
+            key = float("inf") if bound == "+Inf" else float(bound)
+            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    buckets = sorted(counts.items())
     if not buckets or buckets[-1][1] == 0:
         return None
     total = buckets[-1][1]

@@ -103,7 +103,8 @@ def main() -> int:
         "  the Celery reference, same load, moderation none: "
         + ", ".join(f"{name} {ms:.2f}" for name, ms in celery.items())
         + f"; total {sum(celery.values()):.2f} against framewatch's {total_off:.2f} "
-        f"({total_off / sum(celery.values()):.2f}x)"
+        f"({total_off / sum(celery.values()):.2f}x; its thumbnails are 640x360 + 320x180, framewatch's here the "
+        "default 320x180 + 160x90: the like-for-like ratio is bench/pipeline.py's)"
     )
     print(
         f"\nPlan at {TARGET_UTILISATION:.0%} of each stage's cores: cores (replicas; RabbitMQ: nodes of "

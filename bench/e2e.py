@@ -223,7 +223,8 @@ def main() -> int:
         out, _ = sim.communicate()
         report = orjson.loads(out.splitlines()[-1])
         broker_cpu = cpu_seconds(broker) - broker_cpu if broker else 0.0
-        covers = fleet.metrics("streams") if "streams" in names else ""
+        # Covers are written where the stream records are: the streams workers, and the processes handing them over.
+        covers = "\n".join(fleet.metrics(name) for name in names) if "streams" in names else ""
     finally:
         fleet.stop()
         asyncio.run(reset(amqp, stages.topology(namespace)))
