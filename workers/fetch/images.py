@@ -83,7 +83,7 @@ def _open(data: bytes, max_pixels: int) -> tuple[str, Image.Image]:
 def decodes_in_full(data: bytes, max_pixels: int) -> int:
     """How many pixels decoding this frame costs at full scale: 0 for a JPEG, which decodes at reduced scale
     (shrink-on-load) whatever size it declares; the declared size for the formats that have no such mode."""
-    if data.startswith(b"\xff\xd8\xff"):  # the magic is enough: process() reads the header and applies the cap
+    if sniff(data) == "JPEG":  # the magic is enough: process() reads the header and applies the cap
         return 0
     _, image = _open(data, max_pixels)
     return image.width * image.height

@@ -43,10 +43,8 @@ def _filesystem_flush() -> Callable[[int], None] | None:
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path, public_url: str) -> None:
         self.root = root
-        self._root = str(root)
         self.public_url = public_url.rstrip("/")
         self._tmp_names = itertools.count()
-        self._pid = os.getpid()
         self._flush = _filesystem_flush()
         # One writer: a group is written by one thread while the next one gathers on the loop.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-writes")
@@ -60,7 +58,7 @@ class LocalBlobStore(BlobStore):
         parts = key.split("/")
         if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
             raise ValueError(f"blob key escapes the store or is malformed: {key!r}")
-        return os.path.join(self._root, *parts)
+        return os.path.join(self.root, *parts)  # a str: the writes below take no Path
 
     def _stage(self, blobs: list[Blob], staged: Staged) -> None:
         """Write each blob beside its target; flushed here only where the filesystem cannot be flushed whole.
@@ -73,7 +71,7 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 pass
             folder = os.path.dirname(path)
-            tmp = f"{folder}/.tmp-{self._pid}-{next(self._tmp_names)}"
+            tmp = f"{folder}/.tmp-{os.getpid()}-{next(self._tmp_names)}"
             try:
                 fd = os.open(tmp, _CREATE, 0o644)
             except FileNotFoundError:  # a new folder, or one removed since (a cleanup, a remount): made on failure,
