@@ -17,7 +17,7 @@ from framewatch.admin.params import Params
 from framewatch.config.errors import ConfigError
 from framewatch.providers import bounds
 from framewatch.providers.alibaba.provider import AlibabaProvider
-from framewatch.providers.base import Incoming, Provider, RawRequest
+from framewatch.providers.base import MAX_DEPTH, Incoming, Provider, RawRequest, json_object
 from framewatch.providers.refusals import Refused
 from framewatch.providers.tencent.cloud_api import _AUTHORIZATION
 from framewatch.providers.tencent.provider import TencentProvider
@@ -191,3 +191,51 @@ def test_a_signature_of_any_characters_is_compared_never_an_error(expected: str,
     assert same(expected, expected)
     found = _AUTHORIZATION.match(f"TC3-HMAC-SHA256 Credential={given_}, SignedHeaders=host, Signature={expected}")
     assert found is None or len(found["signature"]) == 64
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(child) for child in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(child) for child in value), default=0)
+    return 0
+
+
+deep_values = st.recursive(
+    st.none() | st.integers(-(2**53), 2**53) | st.text(max_size=4) | st.just("[{"),  # brackets in strings: no level
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=120,
+)
+
+
+def _wrapped(value: Any, wrappers: list[bool]) -> Any:
+    for as_list in wrappers:
+        value = [value] if as_list else {"k": value}
+    return value
+
+
+# Chains around the limit, lists and objects mixed, beside wide trees.
+chains = st.builds(_wrapped, deep_values, st.lists(st.booleans(), min_size=20, max_size=40))
+
+
+@SETTINGS
+@given(st.dictionaries(st.text(max_size=4), deep_values | chains, max_size=4))
+def test_a_body_is_refused_exactly_when_nested_deeper_than_the_limit(body: dict[str, Any]) -> None:
+    # The parser's shortcut (no more openings than levels allowed) must agree with the level-by-level walk.
+    raw = orjson.dumps(body)
+    if _depth(body) > MAX_DEPTH:
+        with pytest.raises(Refused):
+            json_object(raw)
+    else:
+        assert json_object(raw) == body
+
+
+def test_a_wide_shallow_body_with_many_brackets_is_accepted() -> None:
+    body = {"items": [{"n": n, "tags": ["a"]} for n in range(50)], "text": "[[[[{{{{" * 10}
+    assert json_object(orjson.dumps(body)) == body
+    deep: Any = "bottom"
+    for _ in range(MAX_DEPTH + 1):  # the body itself is level 1
+        deep = {"x": deep}
+    with pytest.raises(Refused):
+        json_object(orjson.dumps(deep))
+    assert json_object(orjson.dumps(deep["x"]))

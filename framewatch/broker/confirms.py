@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
+import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -31,6 +31,7 @@ log = structlog.get_logger("framewatch.broker")
 CHANNEL = 1
 FRAME_END = 0xCE
 _FRAME_HEAD = struct.Struct(">BHI")  # type, channel, payload size
+_SECONDS = struct.Struct(">Q")  # an AMQP timestamp
 _CONTENT_HEAD = struct.Struct(">BHIHHQ")  # frame head, then class 60 (basic), weight 0, body size
 _ACK_METHOD = b"\x00\x3c\x00\x50"  # basic.ack: class 60, method 80
 _ACK_ARGS = struct.Struct(">QB")  # delivery tag, bits (multiple)
@@ -68,7 +69,6 @@ def properties(
     message_id: str,
     headers: Mapping[str, Any],
     message_type: str | None = None,
-    timestamp: datetime | None = None,
 ) -> bytes:
     """The encoded basic properties of a persistent message."""
     flags = _CONTENT_TYPE | _HEADERS | _DELIVERY_MODE | _MESSAGE_ID | _TIMESTAMP
@@ -88,7 +88,8 @@ def properties(
         table,
         b"\x02",  # delivery mode 2: persistent
         encode.short_string(message_id),
-        encode.timestamp(timestamp or datetime.now(UTC)),
+        # Whole seconds, as AMQP carries them: the clock read straight, not through a datetime.
+        _SECONDS.pack(int(time.time())),
     ]
     if message_type is not None:
         flags |= _TYPE
