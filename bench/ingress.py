@@ -2,7 +2,10 @@
 """Ingress throughput: `framewatch ingest` against the naive reference receiver, same load, same machine.
 
 Each server is pinned to core 0 and wrk (post_unique.lua: every request a distinct signed screenshot event) to
-core 1, one after the other; prints both rates, both p99s and the ratios. Needs RabbitMQ and wrk.
+core 1, one after the other; prints each one's rate, p99, CPU per request (its own and the RabbitMQ node's) and the
+ratios. Besides bare aiohttp and the naive receiver it runs the floor (bench/floor_receiver.py): the least a receiver
+that answers only once the broker confirmed can do, which shows how much of the gap to bare is the confirm's wait.
+Needs RabbitMQ and wrk.
 
     .venv/bin/python bench/ingress.py [--seconds 8] [--connections 64] [--rounds 1] [--redis [URL]] [--tracing]
 
@@ -28,7 +31,8 @@ from pathlib import Path
 import aio_pika
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import REFERENCES, ROOT, Server, pinned, require, wait_port, wrk
+from _harness import REFERENCES, ROOT, Server, cpu_seconds, pinned, require, wait_port, wrk
+from e2e import broker_pid
 
 AMQP = os.environ.get("FRAMEWATCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NAMESPACE = "fwbench"
@@ -135,6 +139,8 @@ def main() -> None:
         # The HTTP ceiling: aiohttp parsing the JSON and answering, nothing checked or queued.
         "bare": ([sys.executable, str(REFERENCES / "limits_ingress.py"), "bare", "8092"], 8092, "/callback", {}),
         "naive": ([sys.executable, str(REFERENCES / "limits_ingress.py"), "naive", "8092"], 8092, "/callback", {}),
+        # Confirm-before-answer and nothing more, over framewatch's confirming connection.
+        "floor": ([sys.executable, str(ROOT / "bench" / "floor_receiver.py"), "8092"], 8092, "/callback", {}),
         "framewatch": ([*framewatch, "ingest"], 8091, "/callbacks/tencent", env),
     }
     if args.redis:
@@ -156,11 +162,18 @@ def main() -> None:
         frozen_port = free_port()
         frozen_env = {**env, "FRAMEWATCH_REDIS_URL": f"redis://127.0.0.1:{frozen_port}/0"}
         candidates["framewatch+frozen-redis"] = ([*framewatch, "ingest"], 8091, "/callbacks/tencent", frozen_env)
-    queue_of = {name: f"{NAMESPACE}.fetch" for name in candidates} | {"naive": "limits.naive", "bare": ""}
+    queue_of = {name: f"{NAMESPACE}.fetch" for name in candidates} | {
+        "naive": "limits.naive",
+        "floor": "limits.floor",
+        "bare": "",
+    }
     results: dict[str, list] = {name: [] for name in candidates}
+    broker = broker_pid()
+    cpu: dict[int, tuple[float, float]] = {}  # id(result) -> µs of CPU per request: the server's, the broker's
     shortfall = repeated = 0
     stages = ("fetch", "moderate", "deliver")
-    queues = ["limits.naive", *(f"{NAMESPACE}.{s}" for s in stages), *(f"{NAMESPACE}.{s}.dead" for s in stages)]
+    queues = ["limits.naive", "limits.floor", *(f"{NAMESPACE}.{s}" for s in stages)]
+    queues += [f"{NAMESPACE}.{s}.dead" for s in stages]
     for _ in range(args.rounds):
         for name, (argv, port, path, extra) in candidates.items():
             asyncio.run(drop_queues(queues))  # both start from empty queues: a deep quorum queue is slower
@@ -187,7 +200,11 @@ def main() -> None:
             if frozen is not None:
                 frozen.send_signal(signal.SIGSTOP)
             warm = wrk(f"http://127.0.0.1:{port}{path}", script, 2, args.connections)
+            before = cpu_seconds(server.proc.pid), cpu_seconds(broker) if broker else 0.0
             result = wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections)
+            after = cpu_seconds(server.proc.pid), cpu_seconds(broker) if broker else 0.0
+            done = max(result.requests, 1)
+            cpu[id(result)] = ((after[0] - before[0]) / done * 1e6, (after[1] - before[1]) / done * 1e6)
             results[name].append(result)
             repeats = duplicates(ADMIN_PORT) if name.startswith("framewatch") else 0
             server.stop()
@@ -206,6 +223,7 @@ def main() -> None:
             shortfall += max(0, answered - repeats - stored)
             repeated += repeats
             line = f"{name:16s} {result.rate:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+            line += f"  CPU {cpu[id(result)][0]:5.1f} µs/req, broker {cpu[id(result)][1]:5.1f}"
             print(f"{line}  {answered} answered 200 ({repeats} as repeats), {stored} queued{exported}")
     asyncio.run(drop_queues(queues))
     if args.redis:
@@ -215,19 +233,23 @@ def main() -> None:
         return max(results[name], key=lambda r: r.rate)
 
     naive = best("naive")
-    print(f"{'server':24s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
+    header = f"{'server':24s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}"
+    print(f"{header} {'CPU µs/req':>11s} {'broker µs/req':>14s}")
     for name in candidates:
         r = best(name)
-        print(f"{name:24s} {r.rate:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d}")
+        line = f"{name:24s} {r.rate:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d}"
+        print(f"{line} {cpu[id(r)][0]:11.1f} {cpu[id(r)][1]:14.1f}")
     for name in candidates:
-        if name not in ("naive", "bare"):
+        if name not in ("naive", "bare", "floor"):
             ours = best(name)
             print(
                 f"ratio ({name} / naive): rate {ours.rate / naive.rate:.2f}x, p99 {ours.p99_ms / naive.p99_ms:.2f}x "
                 f"(target: rate >= 1.2x, p99 <= 1.0x)"
             )
-    bare = best("bare")
-    print(f"ratio (framewatch / bare aiohttp): rate {best('framewatch').rate / bare.rate:.2f}x (target: >= 0.5x)")
+    bare, floor, framewatch = best("bare"), best("floor"), best("framewatch")
+    print(f"ratio (floor / bare aiohttp): rate {floor.rate / bare.rate:.2f}x: the most a confirmed receiver got here")
+    print(f"ratio (framewatch / floor): rate {framewatch.rate / floor.rate:.2f}x")
+    print(f"ratio (framewatch / bare aiohttp): rate {framewatch.rate / bare.rate:.2f}x (target: >= 0.5x)")
     if args.tracing:
         off = best("framewatch")
         for name in ("framewatch+tracing", "framewatch+tracing-1%"):
