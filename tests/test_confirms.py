@@ -284,3 +284,36 @@ async def test_heartbeats_keep_an_idle_connection_and_notice_a_silent_broker(
         await publish(publisher, 1)
     finally:
         await publisher.close()
+
+
+async def test_closing_waits_for_the_answers_due_and_says_goodbye(
+    amqp: None, namespace: str, amqp_url: str, broker: Broker
+) -> None:
+    queue = f"{namespace}.fetch"
+    declaring = await aio_pika.connect(amqp_url)
+    async with declaring:
+        await stages.topology(namespace).declare(await declaring.channel())
+    connection = await confirms.connect(amqp_url, "test-close", timeout=5)
+    props = confirms.properties(content_type="application/json", message_id="m1", headers=HEADERS)
+    in_flight = connection.publish("", queue, props, b"{}", "m1")
+    started = time.monotonic()
+    await connection.close()  # Close, then the broker's Close-Ok: no abort, no error
+    assert in_flight.done() and in_flight.exception() is None  # answered before the goodbye
+    assert await broker.count("fetch") == 1
+    assert connection.closed.result() == "closed"
+    assert time.monotonic() - started < 2  # the Close-Ok came: the 2 s abort was not needed
+    with pytest.raises(PublishError) as refused:
+        connection.publish("", queue, props, b"{}", "m2")
+    assert refused.value.reason == "not_connected"
+
+
+async def test_the_publisher_closes_its_connection_politely(amqp: None, namespace: str, amqp_url: str) -> None:
+    publisher = Publisher(amqp_url, stages.topology(namespace), timeout=1.0)
+    publisher.start()
+    await asyncio.wait_for(publisher.wait_declared(), 15)
+    connection = publisher.connection
+    assert connection is not None
+    await publish(publisher, 1)
+    await publisher.close()
+    assert connection.closed.done() and not connection.closed.cancelled()  # its own close ran, not a cancel
+    assert connection.closed.result() == "closed"

@@ -356,7 +356,8 @@ class ConfirmingConnection(asyncio.Protocol):
             if not self._pending:
                 break
             await asyncio.sleep(0.01)
-        self._send(commands.Connection.Close(reply_code=200, reply_text="shutdown"))
+        # class and method 0: no method of ours caused it (pamqp has no default for them and refuses None).
+        self._send(commands.Connection.Close(reply_code=200, reply_text="shutdown", class_id=0, method_id=0))
         try:
             async with asyncio.timeout(2):
                 await asyncio.shield(self.closed)

@@ -146,7 +146,9 @@ class Publisher:
             metrics.BROKER_CONNECTED.set(1)
             log.info("broker_reconnected" if connected_before else "broker_connected", url=redact(url))
             connected_before = True
-            reason = await connection.closed
+            # Shielded: cancelling this task on close must not cancel the connection's own future, or its close()
+            # takes it for closed already and never says goodbye (nor waits for the answers still due).
+            reason = await asyncio.shield(connection.closed)
             metrics.BROKER_CONNECTED.set(0)
             if not self._closing:  # our own close on shutdown is not worth a warning
                 log.warning("broker_connection_lost", reason=reason)
