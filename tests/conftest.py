@@ -336,9 +336,13 @@ def worker_settings(worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch)
 
 
 @asynccontextmanager
-async def serve_workers(settings: Settings, stages: list[str]) -> AsyncIterator[Workers]:
-    """Worker stages running in this process, consuming (as `framewatch worker` runs them)."""
+async def serve_workers(settings: Settings, stages: list[str], *, migrated: bool = True) -> AsyncIterator[Workers]:
+    """Worker stages running in this process, consuming (as `framewatch worker` runs them). `migrated`: the config
+    store has its schema, as the ingress leaves it in a deployment (without it, the stages handed messages here
+    wait HANDED_START_WAIT for it before the consumers start)."""
     resources = resources_for(settings)
+    if migrated:
+        await resources.config_store.migrate()
     workers = Workers(resources, [build_stage(name, resources) for name in stages])
     workers.start()
     try:

@@ -206,6 +206,19 @@ class IngressProcess:
         return self.proc.stdout.read().decode() if self.proc.stdout else ""
 
 
+async def migrate_store(env: dict[str, str]) -> None:
+    """Give the config store its schema, as the ingress does before the workers of a deployment start (a worker
+    that finds none waits HANDED_START_WAIT for it before consuming)."""
+    from framewatch.config.store import ConfigStore
+    from framewatch.settings import Settings
+
+    store = ConfigStore(Settings(database_url=env["FRAMEWATCH_DATABASE_URL"]).database_url.get_secret_value())
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
 class WorkerProcess(IngressProcess):
     """`framewatch worker STAGE...` as a separate process."""
 

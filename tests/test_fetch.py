@@ -15,7 +15,7 @@ from framewatch.blobs import factory as blob_factory
 from framewatch.settings import Settings
 from schemas.messages import FrameStored
 from tests.conftest import s3_env, serve_workers, settings_from
-from tests.helpers import Broker, WorkerProcess, queue_callbacks, run_cli, screenshot, wait_until
+from tests.helpers import Broker, WorkerProcess, migrate_store, queue_callbacks, run_cli, screenshot, wait_until
 from tests.imageserver import ImageServer, jpeg
 
 
@@ -205,6 +205,7 @@ async def test_a_worker_killed_mid_batch_stores_every_frame_exactly_once(
     # Paced downloads: however fast the machine, the worker still has frames in hand when it is killed.
     events = [screenshot(n, pic_full_url=image_server.url(f"/paced/k{n}.jpg")) for n in range(count)]
     ids = set(await queue_callbacks(broker.namespace, events))
+    await migrate_store(worker_env)
     worker = WorkerProcess(worker_env, "fetch")
     await wait_until(lambda: broker.at_least("moderate", 40), timeout=30)
     worker.kill()  # SIGKILL: no drain, messages in hand are unacknowledged

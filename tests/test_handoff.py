@@ -26,7 +26,7 @@ from tests.helpers import (
 )
 from tests.imageserver import ImageServer
 from tests.sink import Sink
-from workers import stages
+from workers import service, stages
 from workers.service import Workers, build_stage
 
 
@@ -190,6 +190,20 @@ async def test_with_no_handoff_stages_every_hop_goes_through_the_broker(
         assert sink.hits["/snapshot"] == 0
     finally:
         await sink.stop()
+
+
+async def test_a_fetch_worker_up_before_the_config_store_has_its_schema_consumes_after_a_short_wait(
+    pipeline_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, broker: Broker, image_server: ImageServer
+) -> None:
+    """Started before the ingress migrated the store: the handed stages cannot start, the fetch stage consumes
+    after HANDED_START_WAIT all the same and its outputs go through the broker."""
+    monkeypatch.setattr(service, "HANDED_START_WAIT", 1.0)
+    settings = settings_from(monkeypatch, pipeline_env)
+    async with serve_workers(settings, ["fetch"], migrated=False) as workers:
+        assert workers.handoff.stages == {}  # neither deliver nor streams could start
+        await queue_callbacks(broker.namespace, [screenshot(0, pic_full_url=image_server.url("/good/u.jpg"))])
+        await wait_until(lambda: broker.at_least("deliver", 1), timeout=30)
+        await wait_until(lambda: broker.at_least("streams", 1), timeout=30)
 
 
 @pytest.mark.parametrize("named", ["moderate", "covers"])

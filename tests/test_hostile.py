@@ -12,7 +12,17 @@ from aiohttp import web
 from PIL import Image
 
 from tests.conftest import apply_config, settings_from
-from tests.helpers import KEY, WEBHOOK_SECRET, Broker, WorkerProcess, free_port, queue_callbacks, sample, wait_until
+from tests.helpers import (
+    KEY,
+    WEBHOOK_SECRET,
+    Broker,
+    WorkerProcess,
+    free_port,
+    migrate_store,
+    queue_callbacks,
+    sample,
+    wait_until,
+)
 from tests.imageserver import ImageServer
 
 MB = 1024 * 1024
@@ -120,6 +130,7 @@ async def test_a_burst_of_decompression_bombs_costs_the_fetch_worker_bounded_mem
     server = await ImageServer().start()
     try:
         server.files.update(bombs)
+        await migrate_store(env)
         worker = WorkerProcess(env, "fetch")
         try:
             await worker.wait_ready()
