@@ -56,6 +56,8 @@ class WrkResult:
     errors: int
     requests: int
     p50_ms: float = 0.0
+    cpu_us: float = 0.0  # the server's CPU per request, when the bench measured it
+    broker_us: float = 0.0  # the RabbitMQ node's, likewise
 
 
 def cpu_seconds(pid: int) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import signal
@@ -169,7 +170,6 @@ def main() -> None:
     }
     results: dict[str, list] = {name: [] for name in candidates}
     broker = broker_pid()
-    cpu: dict[int, tuple[float, float]] = {}  # id(result) -> µs of CPU per request: the server's, the broker's
     shortfall = repeated = 0
     stages = ("fetch", "moderate", "deliver")
     queues = ["limits.naive", "limits.floor", *(f"{NAMESPACE}.{s}" for s in stages)]
@@ -204,7 +204,11 @@ def main() -> None:
             result = wrk(f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections)
             after = cpu_seconds(server.proc.pid), cpu_seconds(broker) if broker else 0.0
             done = max(result.requests, 1)
-            cpu[id(result)] = ((after[0] - before[0]) / done * 1e6, (after[1] - before[1]) / done * 1e6)
+            result = dataclasses.replace(
+                result,
+                cpu_us=(after[0] - before[0]) / done * 1e6,
+                broker_us=(after[1] - before[1]) / done * 1e6,
+            )
             results[name].append(result)
             repeats = duplicates(ADMIN_PORT) if name.startswith("framewatch") else 0
             server.stop()
@@ -223,7 +227,7 @@ def main() -> None:
             shortfall += max(0, answered - repeats - stored)
             repeated += repeats
             line = f"{name:16s} {result.rate:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
-            line += f"  CPU {cpu[id(result)][0]:5.1f} µs/req, broker {cpu[id(result)][1]:5.1f}"
+            line += f"  CPU {result.cpu_us:5.1f} µs/req, broker {result.broker_us:5.1f}"
             print(f"{line}  {answered} answered 200 ({repeats} as repeats), {stored} queued{exported}")
     asyncio.run(drop_queues(queues))
     if args.redis:
@@ -238,7 +242,7 @@ def main() -> None:
     for name in candidates:
         r = best(name)
         line = f"{name:24s} {r.rate:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d}"
-        print(f"{line} {cpu[id(r)][0]:11.1f} {cpu[id(r)][1]:14.1f}")
+        print(f"{line} {r.cpu_us:11.1f} {r.broker_us:14.1f}")
     for name in candidates:
         if name not in ("naive", "bare", "floor"):
             ours = best(name)
