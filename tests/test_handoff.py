@@ -152,6 +152,22 @@ async def test_a_stream_store_slower_than_the_handoff_timeout_leaves_the_frames_
         await sink.stop()
 
 
+async def test_a_worker_stopped_with_frames_in_hand_records_them_before_its_stream_stage_closes(
+    configured: Settings, broker: Broker, image_server: ImageServer, sink: Sink
+) -> None:
+    """Stopped while its fetch stage is downloading, a process that also consumes the streams stage (idle, its
+    queue empty) keeps that stage open until the frames in hand are recorded: none is left to the streams queue
+    by a store that closed under it, and each callback is acknowledged."""
+    events = [screenshot(n, pic_full_url=image_server.url(f"/paced/d{n}.jpg")) for n in range(3)]
+    async with serve_workers(configured, ["fetch", "streams"]) as workers:
+        await wait_until(lambda: len(workers.handoff.stages) == 2, timeout=15)
+        ids = await queue_callbacks(broker.namespace, events)
+        await wait_until(lambda: sum(image_server.hits[f"paced/d{n}.jpg"] for n in range(3)) == 3, timeout=30)
+    assert len(sink.deliveries["/snapshot"]) == 3
+    assert await covered(configured) in ids
+    assert await broker.count("streams") == 0 and await broker.count("fetch") == 0
+
+
 async def test_a_worker_killed_while_its_webhook_is_in_flight_loses_nothing(
     configured: Settings, pipeline_env: dict[str, str], broker: Broker, image_server: ImageServer, sink: Sink
 ) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import insert, update
 from framewatch.config import tables as t
 from framewatch.config.store import ConfigStore
 from framewatch.streams.store import KEEP_RECENT, PRUNE_EVERY, FrameRecord, StreamRecord, StreamStore
+from workers.streams.writer import BatchWriter
 
 NOW = int(time.time())
 
@@ -319,3 +320,25 @@ async def test_a_domain_nobody_binds_keeps_nothing(store: StreamStore) -> None:
         await conn.execute(t.rules.delete().where(t.rules.c.domain == "b.example.com"))
     change = await store.apply([frame(1, domain="b.example.com")])
     assert change.refused == {"domain_moved": 1}
+
+
+async def test_a_writer_closed_mid_batch_leaves_its_messages_unsettled_not_waiting() -> None:
+    """Closed while a batch is being written, the writer does not leave that batch's messages waiting for an
+    answer that will never come: they end unsettled at once (the broker redelivers them), as the ones not yet
+    batched do."""
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def write(items: list[int]) -> None:
+        started.set()
+        await never.wait()
+
+    writer = BatchWriter(write, max_items=10, max_wait=0.0, systemic=lambda exc: True)
+    writer.start()
+    in_batch = asyncio.create_task(writer.submit(1))
+    await asyncio.wait_for(started.wait(), 5)
+    waiting = asyncio.create_task(writer.submit(2))
+    await asyncio.sleep(0)
+    await writer.close()
+    for task in (in_batch, waiting):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1)

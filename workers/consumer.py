@@ -87,8 +87,9 @@ class StageConsumer:
             tag, self._consumer_tag = self._consumer_tag, None
             await self.queue.cancel(tag)
 
-    async def stop(self, timeout: float) -> None:
-        """Graceful drain: take nothing new, let what is in hand finish, then close."""
+    async def drain(self, timeout: float) -> None:
+        """Take nothing new and let what is in hand finish. The stage stays open (its owner closes it): the
+        process's other stages may still be handing it messages."""
         if self._watch is not None:
             self._watch.cancel()
         with contextlib.suppress(Exception):
@@ -101,7 +102,6 @@ class StageConsumer:
         if self.channel is not None:
             with contextlib.suppress(Exception):
                 await self.channel.close()
-        await self.stage.close()
 
     async def _watch_queues(self, every: float = QUEUE_POLL) -> None:
         """The stage queue's depth and consumers and its dead letters, as the broker counts them."""

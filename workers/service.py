@@ -165,9 +165,14 @@ class Workers:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await asyncio.gather(*(consumer.stop(self.settings.shutdown_timeout) for consumer in self.consumers))
-        for stage in self._handed_started:  # after the consumers: what they handed over has finished
-            with contextlib.suppress(Exception):
+        # Every stage drains before any closes: a fetch message in hand may still be handing its frame to this
+        # process's streams stage, whose own queue is already drained.
+        await asyncio.gather(*(consumer.drain(self.settings.shutdown_timeout) for consumer in self.consumers))
+        closing = [consumer.stage for consumer in self.consumers] + self._handed_started
+        for stage in closing:  # after the drain: what the consumers handed over has finished
+            try:
                 await stage.close()
+            except Exception as exc:  # the others still close, and the connection
+                log.warning("stage_close_failed", stage=stage.name, error=f"{type(exc).__name__}: {exc}")
         if self.connection is not None:
             await self.connection.close()

@@ -33,6 +33,7 @@ class BatchWriter(Generic[T]):
         self._wake = asyncio.Event()
         self._filled = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._writing: list[tuple[T, asyncio.Future[None]]] = []  # the batch being written
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batch-writer")
@@ -58,6 +59,7 @@ class BatchWriter(Generic[T]):
             live = [(item, future) for item, future in batch if not future.done()]  # a cancelled message is gone
             if not live:
                 continue
+            self._writing = live
             try:
                 await self.write([item for item, _ in live])
             except Exception as exc:
@@ -77,6 +79,8 @@ class BatchWriter(Generic[T]):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for _, future in self._pending:
+        # Closed mid-batch, the batch's outcome is unknown: its messages are not settled, and the broker
+        # redelivers them (the writes are idempotent).
+        for _, future in self._writing + self._pending:
             if not future.done():
                 future.cancel()
