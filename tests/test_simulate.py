@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
+from framewatch.simulate import run
+from framewatch.simulate.provider import Event, Options
 from tests.conftest import apply_config
 from tests.helpers import KEY, WEBHOOK_SECRET, IngressProcess, WorkerProcess, free_port
 from tests.rabbit import RabbitNode
@@ -146,6 +149,31 @@ async def test_alibaba_refused_callbacks_are_retried_as_alibaba_does(against_run
     assert report["accepted"] == 0 and report["gave_up"] == report["sent"] == 6
     # Alibaba's policy: every callback is tried 6 times (5 retries 1 s apart).
     assert report["refused"] == {"DomainNotBound": 6 * 6}
+
+
+@pytest.mark.parametrize("started", [100.0, 2047.00001, 4095.9])  # seconds since boot: just short of a power of 2
+async def test_a_run_sends_what_its_plan_says_whatever_the_clock_reads(
+    monkeypatch: pytest.MonkeyPatch, started: float
+) -> None:
+    """Two streams, one screenshot a second for a second: a begin, one recording and an end each, also when the
+    monotonic clock (the machine's uptime) reads just below a power of two, where `(started + 1) - started`
+    rounds below 1."""
+    shift = started - time.monotonic()
+    monkeypatch.setattr(run.time, "monotonic", lambda real=time.monotonic: real() + shift)
+    options = Options("http://127.0.0.1:1", "ali.example.com", KEY, "http://127.0.0.1:1", provider="alibaba")
+    simulation = run.Simulation(options, run.Plan(streams=2, interval=1.0, duration=1.0, moderation_every=0))
+    sent: list[Event] = []
+    monkeypatch.setattr(simulation.provider, "send", sent.append)
+    simulation.started = started
+    await asyncio.gather(*(simulation._stream(n) for n in range(2)))
+    assert sorted(event.key.split(":")[0] for event in sent) == [
+        "publish",
+        "publish",
+        "publish_done",
+        "publish_done",
+        "record",
+        "record",
+    ]
 
 
 async def test_the_platform_down_delays_but_loses_nothing(against_run: Simulator) -> None:

@@ -89,9 +89,10 @@ class Simulation:
         offset = self.plan.interval * n / max(1, self.plan.streams)
         count = 0
         while True:
-            due = self.started + offset + count * self.plan.interval
-            if due - self.started >= self.plan.duration:
+            at = offset + count * self.plan.interval
+            if at >= self.plan.duration:  # not (started + at) - started: that rounds below `at` near a power of 2
                 break
+            due = self.started + at
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             count += 1
             frame = await provider.periodic(name)
