@@ -179,6 +179,21 @@ async def test_recent_frames_are_bounded_and_retention_removes_the_rest(store: S
     assert await store.recent_frames(1, "a.example.com", "s1") == []
 
 
+async def test_each_stream_of_a_batch_keeps_its_own_newest_frames(store: StreamStore) -> None:
+    """Streams pruned in the same batch are each measured against their own newest frames: a quiet stream beside
+    a busy one with newer frames loses none of its few."""
+    for n in range(4 * KEEP_RECENT):
+        busy = frame(1000 + n, stream="busy")
+        await store.apply([busy, frame(n, stream="quiet")] if n % 4 == 0 else [busy])
+    quiet = await store.recent_frames(1, "a.example.com", "quiet", limit=1000)
+    assert sorted(f.capture_time - NOW for f in quiet) == list(range(0, 4 * KEEP_RECENT, 4))
+    busy_frames = await store.recent_frames(1, "a.example.com", "busy", limit=1000)
+    assert [f.capture_time - NOW for f in busy_frames[:KEEP_RECENT]] == list(
+        range(1000 + 4 * KEEP_RECENT - 1, 1000 + 3 * KEEP_RECENT - 1, -1)
+    )
+    assert len(busy_frames) <= KEEP_RECENT + 4 * PRUNE_EVERY
+
+
 async def test_the_streams_stage_sweeps_expired_flagged_frames_with_their_blobs(
     database_url: str, store: StreamStore, tmp_path
 ) -> None:

@@ -177,9 +177,13 @@ class Writes(StoreBase):
                 for key in await self._flagged_covers(conn, covers):
                     del covers[key]
                     recheck.add(key)
-                for (domain, stream), stream_frames in by_stream.items():  # about one frame in PRUNE_EVERY
-                    if any(_sampled(frame.id, PRUNE_EVERY) for frame in stream_frames):
-                        await self._prune(conn, domain, stream, stream_frames[0].account_id)
+                sampled = [  # about one frame in PRUNE_EVERY prunes its stream
+                    (domain, stream, stream_frames[0].account_id)
+                    for (domain, stream), stream_frames in by_stream.items()
+                    if any(_sampled(frame.id, PRUNE_EVERY) for frame in stream_frames)
+                ]
+                if sampled:
+                    await self._prune(conn, sampled)
             owners = {(item.domain, item.stream): item.account_id for item in owned}
             for key in sorted(recheck):
                 covers[key] = await self._recompute_cover(conn, *key, owners[key])
@@ -424,22 +428,29 @@ class Writes(StoreBase):
         )
         return cover
 
-    async def _prune(self, conn: AsyncConnection, domain: str, stream: str, account_id: int | None) -> None:
-        """Unflagged frames past the newest KEEP_RECENT leave the table (their blobs are the platform's)."""
-        f = t.frames.c
-        oldest_kept = await conn.scalar(
-            select(f.capture_time)
-            .where(f.domain == domain, f.stream == stream, f.account_id == account_id, f.flagged.is_(False))
-            .order_by(f.capture_time.desc())
+    async def _prune(self, conn: AsyncConnection, streams: list[tuple[str, str, int | None]]) -> None:
+        """Unflagged frames past each stream's newest KEEP_RECENT leave the table (their blobs are the platform's):
+        one statement for the batch's sampled streams, each row compared with its own stream's KEEP_RECENTth."""
+        f, kept = t.frames.c, t.frames.alias("kept").c
+        oldest_kept = (
+            select(kept.capture_time)
+            .where(
+                kept.domain == f.domain,
+                kept.stream == f.stream,
+                kept.account_id == f.account_id,
+                kept.flagged.is_(False),
+            )
+            .order_by(kept.capture_time.desc())
             .offset(KEEP_RECENT - 1)
             .limit(1)
+            .correlate(t.frames)
+            .scalar_subquery()
         )
-        if oldest_kept is not None:
+        for start in range(0, len(streams), 200):  # bounded IN lists
+            chunk = streams[start : start + 200]
             await conn.execute(
                 delete(t.frames).where(
-                    f.domain == domain,
-                    f.stream == stream,
-                    f.account_id == account_id,
+                    tuple_(f.domain, f.stream, f.account_id).in_(chunk),
                     f.flagged.is_(False),
                     f.capture_time < oldest_kept,
                 )
