@@ -194,6 +194,16 @@ async def test_each_stream_of_a_batch_keeps_its_own_newest_frames(store: StreamS
     assert len(busy_frames) <= KEEP_RECENT + 4 * PRUNE_EVERY
 
 
+async def test_frames_as_old_as_the_last_kept_one_stay_with_it(store: StreamStore) -> None:
+    """A stream keeps its KEEP_RECENT newest frames and every frame captured at the same second as the last of
+    them; only strictly older unflagged frames go."""
+    tied = [frame(n, capture_time=NOW + max(n, 15)) for n in range(KEEP_RECENT + 10)]  # 16 share NOW + 15
+    older = [frame(100 + n, id=f"older-{n}", capture_time=NOW + n) for n in range(10)]
+    await store.apply(tied + older)
+    kept = await store.recent_frames(1, "a.example.com", "s1", limit=1000)
+    assert sorted(f.id for f in kept) == sorted(f.id for f in tied)
+
+
 async def test_the_streams_stage_sweeps_expired_flagged_frames_with_their_blobs(
     database_url: str, store: StreamStore, tmp_path
 ) -> None:

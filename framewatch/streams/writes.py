@@ -430,30 +430,22 @@ class Writes(StoreBase):
 
     async def _prune(self, conn: AsyncConnection, streams: list[tuple[str, str, int | None]]) -> None:
         """Unflagged frames past each stream's newest KEEP_RECENT leave the table (their blobs are the platform's):
-        one statement for the batch's sampled streams, each row compared with its own stream's KEEP_RECENTth."""
-        f, kept = t.frames.c, t.frames.alias("kept").c
-        oldest_kept = (
-            select(kept.capture_time)
-            .where(
-                kept.domain == f.domain,
-                kept.stream == f.stream,
-                kept.account_id == f.account_id,
-                kept.flagged.is_(False),
-            )
-            .order_by(kept.capture_time.desc())
-            .offset(KEEP_RECENT - 1)
-            .limit(1)
-            .correlate(t.frames)
-            .scalar_subquery()
-        )
+        one statement for the batch's sampled streams. rank(), not row_number(): frames as old as the
+        KEEP_RECENTth newest share its place and stay."""
+        f = t.frames.c
         for start in range(0, len(streams), 200):  # bounded IN lists
-            chunk = streams[start : start + 200]
-            await conn.execute(
-                delete(t.frames).where(
-                    tuple_(f.domain, f.stream, f.account_id).in_(chunk),
-                    f.flagged.is_(False),
-                    f.capture_time < oldest_kept,
+            ranked = (
+                select(
+                    f.id,
+                    func.rank()
+                    .over(partition_by=(f.domain, f.stream, f.account_id), order_by=f.capture_time.desc())
+                    .label("place"),
                 )
+                .where(tuple_(f.domain, f.stream, f.account_id).in_(streams[start : start + 200]), f.flagged.is_(False))
+                .subquery()
+            )
+            await conn.execute(
+                delete(t.frames).where(f.id.in_(select(ranked.c.id).where(ranked.c.place > KEEP_RECENT)))
             )
 
 
