@@ -11,7 +11,7 @@ class StreamsSettings(Group):
     retry_delays: Delays = Field([1, 5, 30, 120, 600], validation_alias="FRAMEWATCH_STREAMS_RETRY_DELAYS")
     # How long a batch's first frame waits for others before the one transaction that writes them: the covers'
     # latency is bounded by it plus one commit; the store's cost per frame falls as batches fill.
-    batch_wait: float = Field(0.25, ge=0, le=5, validation_alias="FRAMEWATCH_STREAMS_BATCH_WAIT")
+    batch_wait: float = Field(0.5, ge=0, le=5, validation_alias="FRAMEWATCH_STREAMS_BATCH_WAIT")
     # How long an ended stream is remembered, and how long flagged frames and reviewers' decisions are kept (then
     # removed with their blobs).
     stream_retention: float = Field(24 * 3600, gt=0, validation_alias="FRAMEWATCH_STREAM_RETENTION")
