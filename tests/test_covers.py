@@ -4,7 +4,6 @@ a cover back, a later provider verdict gives the cover back to the previous safe
 
 from __future__ import annotations
 
-import asyncio
 import io
 import time
 from typing import Any
@@ -112,7 +111,12 @@ async def test_covers_never_show_a_flagged_frame_and_never_go_back_in_time(
         assert (await post(s, ingress.callbacks, shot(image_server, 0)))[0] == 200
         await wait_until(lambda: len(sink.deliveries["/snapshot"]) == 4, timeout=20)
         await wait_until(lambda: len(sink.deliveries["/violations"]) == 1, timeout=10)
-        await asyncio.sleep(0.3)  # the streams stage has had the frames as long as delivery
+
+        async def recorded() -> bool:  # the stream store committed the flagged frame (a batch waits for company)
+            [stream] = (await online(s, ingress.admin_url, token))["OnlineInfo"]
+            return stream["LastVerdict"] == "Block"
+
+        await wait_until(recorded, timeout=10)
         assert (await covers.get("s1", **{"If-None-Match": etag}))[0] == 304
 
         listed = await online(s, ingress.admin_url, token)
