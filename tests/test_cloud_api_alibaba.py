@@ -156,7 +156,7 @@ async def test_signatures_refused_as_alibaba_refuses_them(clouds: Clouds, monkey
     wrong = Rpc(clouds.ingress, rpc.key_id, rpc.secret[:-1] + ("A" if rpc.secret[-1] != "A" else "B"))
     # The SDK matches the server's string to sign with its own and names the fault a wrong secret, as with Alibaba.
     assert await wrong.refused("Describe", DomainName="a.acme.com") == (400, "InvalidAccessKeySecret")
-    wrong_v3 = V3(clouds.ingress, v3.key_id, "x" + v3.secret[1:])
+    wrong_v3 = V3(clouds.ingress, v3.key_id, ("y" if v3.secret[0] == "x" else "x") + v3.secret[1:])
     assert await wrong_v3.refused("Describe", domain_name="a.acme.com") == "SignatureDoesNotMatch"
     unknown = Rpc(clouds.ingress, "FWK" + "0" * 21, rpc.secret)
     assert await unknown.refused("Describe", DomainName="a.acme.com") == (404, "InvalidAccessKeyId.NotFound")
