@@ -85,11 +85,13 @@ class Resources:
 
     @cached_property
     def streams(self) -> StreamStore:
-        """Not a connection of its own: the stream tables, over the process's engine."""
+        """The stream tables, over the process's engine; on SQLite its writes keep a connection and a thread of their
+        own."""
         settings = self.settings
-        return StreamStore(
+        store = StreamStore(
             self.config_store.engine, silence=settings.streams.silence, max_live=settings.streams.max_live_per_domain
         )
+        return self._keep("stream_store", store, store.close)
 
     def built(self) -> list[str]:
         """What this process built, in order (each once)."""

@@ -54,7 +54,7 @@ async def test_framewatch_run_builds_each_shared_part_once_and_closes_each_once(
     listeners = wiring.run_listeners(run_settings)
     assert dict(built) == ONCE_EACH
     resources = listeners[0].app[wiring.RESOURCES]
-    assert sorted(resources.built()) == sorted([*ONCE_EACH.keys() - {"topology"}, "redis"])
+    assert sorted(resources.built()) == sorted([*ONCE_EACH.keys() - {"topology"}, "redis", "stream_store"])
     assert resources.built()[0] == "sql_engine"  # built first, so closed last: the others use its pool
     await resources.close()
     assert resources.built() == []  # closed, in reverse order, and not again

@@ -5,12 +5,13 @@ hands, streams whose end was lost, a cap on live streams per domain, and retenti
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
 from framewatch.config import tables as t
 from framewatch.config.store import ConfigStore
@@ -33,7 +34,9 @@ async def store(database_url: str) -> AsyncIterator[StreamStore]:
             await conn.execute(
                 insert(t.rules).values(account_id=account, domain=domain, template_id=account, created_at=NOW)
             )
-    yield StreamStore(config.engine)
+    streams = StreamStore(config.engine)
+    yield streams
+    await streams.close()
     await config.close()
 
 
@@ -367,3 +370,48 @@ async def test_a_writer_closed_mid_batch_leaves_its_messages_unsettled_not_waiti
     for task in (in_batch, waiting):
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 1)
+
+
+async def test_replicas_writing_one_store_together_lose_nothing(store: StreamStore) -> None:
+    """Two streams stages (on SQLite, each with its own writer connection and thread) writing the same streams at
+    once: every frame lands and each stream's cover is its newest frame."""
+    other = with_store(store)
+    try:
+        batches = [[frame(n, stream=f"s{n % 4}") for n in range(first, first + 10)] for first in range(0, 200, 10)]
+        await asyncio.gather(*((store if i % 2 else other).apply(batch) for i, batch in enumerate(batches)))
+        for s in range(4):
+            assert await cover_of(store, f"s{s}") == 196 + s
+        async with store.engine.connect() as conn:
+            stored = await conn.scalar(select(func.count()).select_from(t.frames))
+        assert 4 * KEEP_RECENT <= stored < 200  # every stream pruned to about its newest, none below them
+    finally:
+        await other.close()
+
+
+async def test_a_write_waits_for_another_writer_without_holding_up_the_readers(tmp_path) -> None:
+    """On SQLite a batch that finds another process's write lock waits for it (the busy timeout) in its own
+    thread: the event loop goes on serving covers meanwhile, and the batch lands once the lock is gone."""
+    database = tmp_path / "config.db"
+    config = ConfigStore(f"sqlite+aiosqlite:///{database}")
+    await config.migrate()
+    async with config.engine.begin() as conn:
+        await conn.execute(insert(t.accounts).values(id=1, name="acct1", created_at=NOW))
+        await conn.execute(insert(t.templates).values(id=1, account_id=1, name="main", created_at=NOW, updated_at=NOW))
+        await conn.execute(insert(t.rules).values(account_id=1, domain="a.example.com", template_id=1, created_at=NOW))
+    store = StreamStore(config.engine)
+    await store.apply([frame(1)])
+    other_process = sqlite3.connect(database, isolation_level=None)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")
+        write = asyncio.ensure_future(store.apply([frame(2)]))
+        for _ in range(5):  # the loop answers while the write waits
+            assert await asyncio.wait_for(cover_of(store), 0.5) == 1
+            await asyncio.sleep(0.1)
+        assert not write.done()
+        other_process.execute("COMMIT")
+        await asyncio.wait_for(write, 5)
+        assert await cover_of(store) == 2
+    finally:
+        other_process.close()
+        await store.close()
+        await config.close()

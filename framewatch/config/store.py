@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import Engine, event, func, insert, select, update
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -42,6 +43,25 @@ def owner_only(database: Path) -> None:
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         pass
+
+
+def sqlite_writer(engine: AsyncEngine) -> Engine | None:
+    """A plain (sync) engine on the same SQLite file, for a writer that runs a whole transaction in one thread: its
+    transactions begin IMMEDIATE, so what they read before their first write is already under the write lock.
+    None for PostgreSQL and for an in-memory database (another connection would not see it)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    writer = sa_create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    event.listen(writer, "connect", _sqlite_pragmas)
+    event.listen(writer, "connect", _sqlite_autocommit)
+    event.listen(writer, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return writer
+
+
+def _sqlite_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own implicit BEGIN (deferred, only before a write) off: the writer's "begin" listener says BEGIN.
+    dbapi_connection.isolation_level = None
 
 
 def create_engine(url: str) -> AsyncEngine:

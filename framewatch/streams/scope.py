@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from framewatch.config import tables as t
 from framewatch.streams.records import DEFAULT_MAX_LIVE, DEFAULT_SILENCE
+from framewatch.streams.transaction import Transactions
 
 
 class StoreBase:
@@ -21,8 +22,13 @@ class StoreBase:
         self, engine: AsyncEngine, *, silence: float = DEFAULT_SILENCE, max_live: int = DEFAULT_MAX_LIVE
     ) -> None:
         self.engine = engine
+        self.transactions = Transactions(engine)  # the writes' (a SQLite writer's thread and connection)
         self.silence = silence  # seconds without a frame or an event after which a stream is no longer live
         self.max_live = max_live  # live streams per domain
+
+    async def close(self) -> None:
+        """What the store holds beside the process's engine (which its owner closes)."""
+        await self.transactions.close()
 
     def _live_now(self, now: float | None = None) -> Any:
         """Live: begun (or framed) and not ended, and heard from within the silence."""

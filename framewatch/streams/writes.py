@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from framewatch.config import tables as t
 from framewatch.streams.records import KEEP_RECENT, PRUNE_EVERY, Change, Cover, FrameRecord, StreamRecord
@@ -127,70 +127,72 @@ def _stream_params(frame: FrameRecord, now: float) -> dict[str, Any]:
     }
 
 
-def _upsert(conn: AsyncConnection, table: Any) -> Any:
+def _upsert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 class Writes(StoreBase):
     async def apply(self, items: Sequence[FrameRecord | StreamRecord]) -> Change:
+        return await self.transactions.run(lambda conn: self._apply(conn, items))
+
+    def _apply(self, conn: Connection, items: Sequence[FrameRecord | StreamRecord]) -> Change:
         """One transaction for a batch. The common case costs four statements for the whole batch: the domains'
         owners, the frames' rows, their streams' upserts (times, state and cover only move forward) and a look at the
         streams' covers. Rows are written in one order, so replicas writing together do not deadlock."""
-        async with self.engine.begin() as conn:
-            owned, refused = await self._owned(conn, items)
-            frames = sorted(
-                (item for item in owned if isinstance(item, FrameRecord) and not item.provider_verdict),
-                key=lambda frame: (frame.domain, frame.stream, frame.capture_time, frame.id),
-            )
-            others = sorted(
-                (item for item in owned if not (isinstance(item, FrameRecord) and not item.provider_verdict)),
-                key=lambda item: (item.domain, item.stream),
-            )
-            by_stream: dict[tuple[str, str], list[FrameRecord]] = {}
-            for frame in frames:
-                by_stream.setdefault((frame.domain, frame.stream), []).append(frame)
-            recheck: set[tuple[str, str]] = set()
-            covers: dict[tuple[str, str], Cover | None] = {}
-            if frames:
-                insert_frames = _upsert(conn, t.frames).on_conflict_do_nothing(index_elements=["id"])
-                await conn.execute(insert_frames, [_frame_values(frame) for frame in frames])
-            for item in others:
-                if isinstance(item, StreamRecord):
-                    await self._stream_event(conn, item)
-                else:  # a provider's verdict (317): the cover is recomputed from the frames
-                    await self._provider_verdict(conn, item)
-                    recheck.add((item.domain, item.stream))
-            if frames:
-                now = time.time()
-                await conn.execute(_stream_upsert(conn.dialect.name), [_stream_params(frame, now) for frame in frames])
-                for row in await self._stream_rows(conn, list(by_stream)):
-                    key = (row.domain, row.name)
-                    if row.provider_flags:  # verdicts that came before their frames: these may be among them
-                        for frame in by_stream[key]:
-                            if await self._adopt_earlier_verdict(conn, frame):
-                                recheck.add(key)
-                    if key not in recheck and row.cover_frame_id in {frame.id for frame in by_stream[key]}:
-                        covers[key] = Cover(row.cover_frame_id, row.cover_key, row.cover_content_type, row.cover_time)
-                # The store, not the message in hand, says what was flagged: a frame's message delivered again (a
-                # redelivery, a retry, a replayed dead letter) after a 317 or a reviewer flagged it carries its old
-                # Pass. Read now, with the streams' rows locked by the upsert, so a concurrent flag is seen or waits.
-                for key in await self._flagged_covers(conn, covers):
-                    del covers[key]
-                    recheck.add(key)
-                sampled = [  # about one frame in PRUNE_EVERY prunes its stream
-                    (domain, stream, stream_frames[0].account_id)
-                    for (domain, stream), stream_frames in by_stream.items()
-                    if any(_sampled(frame.id, PRUNE_EVERY) for frame in stream_frames)
-                ]
-                if sampled:
-                    await self._prune(conn, sampled)
-            owners = {(item.domain, item.stream): item.account_id for item in owned}
-            for key in sorted(recheck):
-                covers[key] = await self._recompute_cover(conn, *key, owners[key])
+        owned, refused = self._owned(conn, items)
+        frames = sorted(
+            (item for item in owned if isinstance(item, FrameRecord) and not item.provider_verdict),
+            key=lambda frame: (frame.domain, frame.stream, frame.capture_time, frame.id),
+        )
+        others = sorted(
+            (item for item in owned if not (isinstance(item, FrameRecord) and not item.provider_verdict)),
+            key=lambda item: (item.domain, item.stream),
+        )
+        by_stream: dict[tuple[str, str], list[FrameRecord]] = {}
+        for frame in frames:
+            by_stream.setdefault((frame.domain, frame.stream), []).append(frame)
+        recheck: set[tuple[str, str]] = set()
+        covers: dict[tuple[str, str], Cover | None] = {}
+        if frames:
+            insert_frames = _upsert(conn, t.frames).on_conflict_do_nothing(index_elements=["id"])
+            conn.execute(insert_frames, [_frame_values(frame) for frame in frames])
+        for item in others:
+            if isinstance(item, StreamRecord):
+                self._stream_event(conn, item)
+            else:  # a provider's verdict (317): the cover is recomputed from the frames
+                self._provider_verdict(conn, item)
+                recheck.add((item.domain, item.stream))
+        if frames:
+            now = time.time()
+            conn.execute(_stream_upsert(conn.dialect.name), [_stream_params(frame, now) for frame in frames])
+            for row in self._stream_rows(conn, list(by_stream)):
+                key = (row.domain, row.name)
+                if row.provider_flags:  # verdicts that came before their frames: these may be among them
+                    for frame in by_stream[key]:
+                        if self._adopt_earlier_verdict(conn, frame):
+                            recheck.add(key)
+                if key not in recheck and row.cover_frame_id in {frame.id for frame in by_stream[key]}:
+                    covers[key] = Cover(row.cover_frame_id, row.cover_key, row.cover_content_type, row.cover_time)
+            # The store, not the message in hand, says what was flagged: a frame's message delivered again (a
+            # redelivery, a retry, a replayed dead letter) after a 317 or a reviewer flagged it carries its old
+            # Pass. Read now, with the streams' rows locked by the upsert, so a concurrent flag is seen or waits.
+            for key in self._flagged_covers(conn, covers):
+                del covers[key]
+                recheck.add(key)
+            sampled = [  # about one frame in PRUNE_EVERY prunes its stream
+                (domain, stream, stream_frames[0].account_id)
+                for (domain, stream), stream_frames in by_stream.items()
+                if any(_sampled(frame.id, PRUNE_EVERY) for frame in stream_frames)
+            ]
+            if sampled:
+                self._prune(conn, sampled)
+        owners = {(item.domain, item.stream): item.account_id for item in owned}
+        for key in sorted(recheck):
+            covers[key] = self._recompute_cover(conn, *key, owners[key])
         return Change(covers, refused)
 
-    async def _owned(
-        self, conn: AsyncConnection, items: Sequence[FrameRecord | StreamRecord]
+    def _owned(
+        self, conn: Connection, items: Sequence[FrameRecord | StreamRecord]
     ) -> tuple[list[FrameRecord | StreamRecord], dict[str, int]]:
         """The items that are still their domain's owner's, each with its owner named; and what was refused: items
         of a domain now unbound or bound to another account, and those that would start a live stream past the
@@ -200,7 +202,7 @@ class Writes(StoreBase):
         for start in range(0, len(domains), 200):
             chunk = domains[start : start + 200]
             query = select(t.rules.c.domain, t.rules.c.account_id).where(t.rules.c.domain.in_(chunk))
-            owner_of.update({row.domain: int(row.account_id) for row in await conn.execute(query)})
+            owner_of.update({row.domain: int(row.account_id) for row in conn.execute(query)})
         refused: dict[str, int] = {}
         owned: list[FrameRecord | StreamRecord] = []
         for item in items:
@@ -209,16 +211,16 @@ class Writes(StoreBase):
                 refused["domain_moved"] = refused.get("domain_moved", 0) + 1
                 continue
             owned.append(item if item.account_id is not None else replace(item, account_id=owner))
-        return await self._within_cap(conn, owned, refused), refused
+        return self._within_cap(conn, owned, refused), refused
 
-    async def _within_cap(
-        self, conn: AsyncConnection, items: list[FrameRecord | StreamRecord], refused: dict[str, int]
+    def _within_cap(
+        self, conn: Connection, items: list[FrameRecord | StreamRecord], refused: dict[str, int]
     ) -> list[FrameRecord | StreamRecord]:
         """One key holder cannot grow the stream tables without bound: a new stream of a domain that already has
         `max_live` live ones is refused, its items with it. One look at the batch's streams; counts only for
         domains that would get a new one."""
         keys = sorted({(item.domain, item.stream) for item in items})
-        known = {(row.domain, row.name): row.account_id for row in await self._stream_rows(conn, keys)}
+        known = {(row.domain, row.name): row.account_id for row in self._stream_rows(conn, keys)}
         new: dict[str, list[tuple[str, str]]] = {}
         for item in items:
             key = (item.domain, item.stream)
@@ -226,7 +228,7 @@ class Writes(StoreBase):
                 new.setdefault(item.domain, []).append(key)
         over: set[tuple[str, str]] = set()
         for domain, streams in new.items():
-            live = await conn.scalar(
+            live = conn.scalar(
                 select(func.count()).select_from(t.streams).where(t.streams.c.domain == domain, self._live_now())
             )
             room = max(0, self.max_live - int(live or 0))
@@ -237,19 +239,17 @@ class Writes(StoreBase):
         refused["live_stream_cap"] = refused.get("live_stream_cap", 0) + len(items) - len(kept)
         return kept
 
-    async def _flagged_covers(
-        self, conn: AsyncConnection, covers: dict[tuple[str, str], Cover | None]
-    ) -> list[tuple[str, str]]:
+    def _flagged_covers(self, conn: Connection, covers: dict[tuple[str, str], Cover | None]) -> list[tuple[str, str]]:
         """The streams whose new cover is a frame the frames table holds as flagged."""
         by_frame = {cover.frame_id: key for key, cover in covers.items() if cover is not None}
         flagged: list[tuple[str, str]] = []
         ids = list(by_frame)
         for start in range(0, len(ids), 200):  # bounded IN lists
             query = select(t.frames.c.id).where(t.frames.c.id.in_(ids[start : start + 200]), t.frames.c.flagged)
-            flagged.extend(by_frame[frame_id] for frame_id in await conn.scalars(query))
+            flagged.extend(by_frame[frame_id] for frame_id in conn.scalars(query))
         return flagged
 
-    async def _stream_rows(self, conn: AsyncConnection, keys: list[tuple[str, str]]) -> list[Any]:
+    def _stream_rows(self, conn: Connection, keys: list[tuple[str, str]]) -> list[Any]:
         s = t.streams.c
         rows = []
         for start in range(0, len(keys), 200):  # bounded IN lists
@@ -264,10 +264,10 @@ class Writes(StoreBase):
                 s.cover_time,
                 s.provider_flags,
             ).where(tuple_(s.domain, s.name).in_(chunk))
-            rows.extend((await conn.execute(query)).all())
+            rows.extend((conn.execute(query)).all())
         return rows
 
-    async def _ensure_stream(self, conn: AsyncConnection, item: FrameRecord | StreamRecord) -> None:
+    def _ensure_stream(self, conn: Connection, item: FrameRecord | StreamRecord) -> None:
         """The stream's row, made if new; a row of another account (the domain moved) starts again as this one's."""
         s = t.streams.c
         fresh = {
@@ -292,7 +292,7 @@ class Writes(StoreBase):
             domain=item.domain, name=item.stream, updated_at=time.time(), **fresh
         )
         moved = or_(s.account_id.is_(None), s.account_id != item.account_id)
-        await conn.execute(
+        conn.execute(
             statement.on_conflict_do_update(
                 index_elements=["domain", "name"],
                 set_={
@@ -302,29 +302,29 @@ class Writes(StoreBase):
             )
         )
 
-    async def _stream_event(self, conn: AsyncConnection, event: StreamRecord) -> None:
-        await self._ensure_stream(conn, event)
+    def _stream_event(self, conn: Connection, event: StreamRecord) -> None:
+        self._ensure_stream(conn, event)
         s = t.streams.c
         where = and_(s.domain == event.domain, s.name == event.stream)
         if event.live:  # a begin newer than the last end revives the stream
-            await conn.execute(
+            conn.execute(
                 update(t.streams)
                 .where(where, or_(s.ended_at.is_(None), s.ended_at < event.at))
                 .values(live=True, began_at=event.at, app=event.app or s.app)
             )
         else:  # an end newer than the last begin (a retried old end changes nothing)
-            await conn.execute(
+            conn.execute(
                 update(t.streams)
                 .where(where, or_(s.began_at.is_(None), s.began_at <= event.at))
                 .values(live=False, ended_at=event.at)
             )
 
-    async def _adopt_earlier_verdict(self, conn: AsyncConnection, frame: FrameRecord) -> bool:
+    def _adopt_earlier_verdict(self, conn: Connection, frame: FrameRecord) -> bool:
         """A provider's verdict that came before this frame names it by its URL or its capture time: the frame
         takes the verdict (and its place in the review queue). Returns whether there was one."""
         f = t.frames.c
         earlier = (
-            await conn.execute(
+            conn.execute(
                 select(t.frames).where(
                     f.domain == frame.domain,
                     f.stream == frame.stream,
@@ -338,23 +338,23 @@ class Writes(StoreBase):
             return False
         if not frame.flagged:
             verdict = ("suggestion", "label", "sub_label", "score", "source", "decision", "decided_by", "decided_at")
-            await conn.execute(
+            conn.execute(
                 update(t.frames)
                 .where(f.id == frame.id)
                 .values(flagged=True, **{column: getattr(earlier, column) for column in verdict})
             )
-        await conn.execute(delete(t.frames).where(f.id == earlier.id))
+        conn.execute(delete(t.frames).where(f.id == earlier.id))
         s = t.streams.c
-        await conn.execute(
+        conn.execute(
             update(t.streams)
             .where(s.domain == frame.domain, s.name == frame.stream)
             .values(provider_flags=s.provider_flags - 1)
         )
         return True
 
-    async def _provider_verdict(self, conn: AsyncConnection, verdict: FrameRecord) -> None:
+    def _provider_verdict(self, conn: Connection, verdict: FrameRecord) -> None:
         """A provider's own verdict (317): it flags the stored frame it names, else it is kept as its own row."""
-        await self._ensure_stream(conn, verdict)
+        self._ensure_stream(conn, verdict)
         f = t.frames.c
         named = and_(
             f.domain == verdict.domain,
@@ -365,7 +365,7 @@ class Writes(StoreBase):
         )
         if not verdict.flagged:
             return  # a Pass from the provider changes nothing
-        flagged = await conn.execute(
+        flagged = conn.execute(
             update(t.frames)
             .where(named, f.flagged.is_(False))
             .values(
@@ -379,24 +379,22 @@ class Writes(StoreBase):
         )
         if flagged.rowcount:
             return
-        if await conn.scalar(select(func.count()).select_from(t.frames).where(named)):
+        if conn.scalar(select(func.count()).select_from(t.frames).where(named)):
             return  # already flagged by the pipeline's own moderation: one item to review
         statement = _upsert(conn, t.frames).values(**_frame_values(verdict))
-        added = await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+        added = conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
         if added.rowcount:
             s = t.streams.c
-            await conn.execute(
+            conn.execute(
                 update(t.streams)
                 .where(s.domain == verdict.domain, s.name == verdict.stream)
                 .values(provider_flags=s.provider_flags + 1)
             )
 
-    async def _recompute_cover(
-        self, conn: AsyncConnection, domain: str, stream: str, account_id: int | None
-    ) -> Cover | None:
+    def _recompute_cover(self, conn: Connection, domain: str, stream: str, account_id: int | None) -> Cover | None:
         f = t.frames.c
         newest = (
-            await conn.execute(
+            conn.execute(
                 select(f.id, f.image_key, f.image_content_type, f.capture_time)
                 .where(
                     f.domain == domain,
@@ -416,7 +414,7 @@ class Writes(StoreBase):
             else Cover(newest.id, newest.image_key, newest.image_content_type, newest.capture_time)
         )
         s = t.streams.c
-        await conn.execute(
+        conn.execute(
             update(t.streams)
             .where(s.domain == domain, s.name == stream)
             .values(
@@ -428,7 +426,7 @@ class Writes(StoreBase):
         )
         return cover
 
-    async def _prune(self, conn: AsyncConnection, streams: list[tuple[str, str, int | None]]) -> None:
+    def _prune(self, conn: Connection, streams: list[tuple[str, str, int | None]]) -> None:
         """Unflagged frames past each stream's newest KEEP_RECENT leave the table (their blobs are the platform's):
         one statement for the batch's sampled streams. rank(), not row_number(): frames as old as the
         KEEP_RECENTth newest share its place and stay."""
@@ -444,9 +442,7 @@ class Writes(StoreBase):
                 .where(tuple_(f.domain, f.stream, f.account_id).in_(streams[start : start + 200]), f.flagged.is_(False))
                 .subquery()
             )
-            await conn.execute(
-                delete(t.frames).where(f.id.in_(select(ranked.c.id).where(ranked.c.place > KEEP_RECENT)))
-            )
+            conn.execute(delete(t.frames).where(f.id.in_(select(ranked.c.id).where(ranked.c.place > KEEP_RECENT))))
 
 
 def _frame_values(frame: FrameRecord) -> dict[str, Any]:
