@@ -95,3 +95,10 @@ def test_near_identical_frames_hash_alike_and_a_cut_does_not() -> None:
     cut = process(encoded(halves((1280, 720), BLUE, RED).rotate(90, expand=False)), BOXES, 10**8).phash
     distance = lambda a, b: bin(int(a, 16) ^ int(b, 16)).count("1")  # noqa: E731
     assert distance(one, again) <= 2 and distance(one, cut) > 8
+
+
+def test_without_moderation_the_hash_is_skipped_and_the_thumbnails_are_the_same() -> None:
+    data = encoded(halves((1280, 720), RED, BLUE))
+    hashed, unhashed = process(data, BOXES, 10**8), process(data, BOXES, 10**8, hashed=False)
+    assert unhashed.phash is None and hashed.phash is not None
+    assert [t.data for t in unhashed.thumbnails] == [t.data for t in hashed.thumbnails]

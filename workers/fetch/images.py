@@ -55,7 +55,7 @@ class Frame:
     height: int
     sha256: str
     thumbnails: list[Thumbnail]
-    phash: str  # the difference hash of the smallest thumbnail: near-identical frames differ in a few bits
+    phash: str | None  # the smallest thumbnail's difference hash (None unasked): near-identical frames differ little
 
 
 def sniff(data: bytes) -> str:
@@ -90,9 +90,15 @@ def decodes_in_full(data: bytes, max_pixels: int) -> int:
 
 
 def process(
-    data: bytes, boxes: list[tuple[int, int]], max_pixels: int, encoding: str = "jpeg", quality: int = 80
+    data: bytes,
+    boxes: list[tuple[int, int]],
+    max_pixels: int,
+    encoding: str = "jpeg",
+    quality: int = 80,
+    hashed: bool = True,
 ) -> Frame:
-    """Validate and thumbnail one frame. Raises Permanent for anything that is not a sound, bounded image."""
+    """Validate and thumbnail one frame. Raises Permanent for anything that is not a sound, bounded image.
+    `hashed=False` skips the difference hash: only moderation's reuse reads it."""
     kind, image = _open(data, max_pixels)
     width, height = image.size  # from the header: nothing decoded yet
     orientation = _orientation(image)
@@ -108,9 +114,8 @@ def process(
         made = _thumbnails_pillow(kind, image, upright, least, boxes, encoding, quality)
     by_box, smallest = made
     digest = hashlib.sha256(data).hexdigest()
-    return Frame(
-        kind, CONTENT_TYPES[kind], width, height, digest, [by_box[box] for box in boxes], difference_hash(smallest)
-    )
+    phash = difference_hash(smallest) if hashed else None
+    return Frame(kind, CONTENT_TYPES[kind], width, height, digest, [by_box[box] for box in boxes], phash)
 
 
 # Each box's thumbnail, and the smallest as an image (its difference hash is the frame's).
@@ -139,6 +144,11 @@ def fitted(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
 def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image
+    width, height = image.size
+    if width % size[0] == 0 and height % size[1] == 0:
+        # An exact integer factor: reduce() alone (a box average). resize() would follow it with a bicubic pass at
+        # scale one, the same pixels for a third more time.
+        return image.reduce((width // size[0], height // size[1]))
     # reducing_gap=1: integer factors go through reduce() (a box average), far cheaper than a resampling pass.
     return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=1.0)
 

@@ -122,11 +122,13 @@ class FetchStage(Stage[CallbackReceived]):
         full_pixels = images.decodes_in_full(data, options.max_pixels)  # the header only; refuses past the cap
         # Small JPEGs only: shrink-on-load bounds their decode whatever size the header claims; a small PNG can
         # still unpack to millions of pixels and would stall the loop.
+        # No moderation, no reuse: the difference hash would go unread.
         if len(data) <= options.inline_bytes and full_pixels == 0:
-            frame = images.process(*args, quality)
+            frame = images.process(*args, quality, not self.unmoderated)
         else:
             pool = self.large_pool if full_pixels > LARGE_PIXELS else self.pool
-            frame = await asyncio.get_running_loop().run_in_executor(pool, images.process, *args, quality)
+            loop = asyncio.get_running_loop()
+            frame = await loop.run_in_executor(pool, images.process, *args, quality, not self.unmoderated)
         self._note_mismatches(shot, len(data), frame)
 
         try:
