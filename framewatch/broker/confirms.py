@@ -160,6 +160,8 @@ class ConfirmingConnection(asyncio.Protocol):
         self._tag += 1
         future = self._loop.create_future()
         self._pending[self._tag] = (future, message_id, self._loop.time() + self.timeout)
+        if self._expiry is None:  # the sweep runs only while publishes wait: an idle process has no timer to wake it
+            self._expiry = self._loop.call_later(self._sweep_every, self._expire)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -211,7 +213,7 @@ class ConfirmingConnection(asyncio.Protocol):
             future = self._pending.pop(tag)[0]
             if not future.done():
                 future.set_exception(PublishError("timeout", f"no confirm within {self.timeout}s"))
-        self._expiry = self._loop.call_later(self._sweep_every, self._expire)
+        self._expiry = self._loop.call_later(self._sweep_every, self._expire) if self._pending else None
 
     # --- the protocol -----------------------------------------------------------------------------------------
 
@@ -290,7 +292,6 @@ class ConfirmingConnection(asyncio.Protocol):
             case commands.Channel.OpenOk():
                 self._send(commands.Confirm.Select(), CHANNEL)
             case commands.Confirm.SelectOk():
-                self._expiry = self._loop.call_later(self._sweep_every, self._expire)
                 self.is_open = True
                 self.opened.set_result(None)
             case commands.Channel.Close():
