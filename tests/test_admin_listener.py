@@ -1,15 +1,17 @@
 """The internal listener as operators run it: metrics there only, HTTPS when given a certificate, the console behind
 a TLS proxy, sessions that end with a rotated token, no redirect to a URL a callback named, fair wall shares, and
-the config database readable by its owner only."""
+the config database readable by its owner only, and one master key however many processes start at once."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 import ipaddress
+import multiprocessing
 import ssl
 import stat
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from framewatch.admin.keys import master_key
 from framewatch.config.store import ConfigStore
 from framewatch.settings import Settings
 from framewatch.streams.store import FrameRecord, StreamStore
@@ -217,3 +220,27 @@ def test_the_config_database_and_its_folder_are_readable_by_their_owner_only(
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for name in ("framewatch.db", "master.key"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+
+
+def _key_after(barrier: Any, key_file: Path, keys: Any) -> None:
+    barrier.wait()
+    keys.put(master_key(None, key_file))
+
+
+def test_ingress_processes_starting_together_share_one_whole_master_key(tmp_path: Path) -> None:
+    """Replicas started at once on one data folder: each must find the key the first one made, never a half-written
+    file (which Fernet refuses, so the process would not start) nor a key of its own (its secrets unreadable)."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(20):
+        key_file = tmp_path / str(attempt) / "master.key"
+        barrier, keys = context.Barrier(6), context.Queue()
+        starters = [context.Process(target=_key_after, args=(barrier, key_file, keys)) for _ in range(6)]
+        for starter in starters:
+            starter.start()
+        made = {keys.get(timeout=30) for _ in starters}
+        for starter in starters:
+            starter.join(timeout=30)
+            assert starter.exitcode == 0, attempt
+        assert made == {key_file.read_bytes().strip()}, attempt
+        assert [p.name for p in key_file.parent.iterdir()] == ["master.key"]  # no draft left behind
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600

@@ -59,12 +59,21 @@ def master_key(configured: str | None, key_file: Path) -> bytes:
         pass
     key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Fernet.generate_key()
+    # Written whole to a file of our own, then linked into place: a process starting beside us either finds no key
+    # file or a complete one, never the empty file an O_EXCL create shows until its write lands.
+    draft = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return key_file.read_bytes().strip()
-    with os.fdopen(fd, "wb") as file:
-        file.write(key + b"\n")
+        with os.fdopen(fd, "wb") as file:
+            file.write(key + b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:  # another process made it first: use theirs
+            return key_file.read_bytes().strip()
+    finally:
+        draft.unlink(missing_ok=True)
     return key
 
 
